@@ -1,0 +1,641 @@
+"""The client: joins query, protocol, records, transport, retries and the pull engine."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import tempfile
+from collections.abc import AsyncGenerator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import attrs
+from attrs import field, frozen
+
+from ._auth import Auth, Secret, TokenAuth
+from ._convert import structure_sessions
+from ._errors import (
+    CallSessionsError,
+    ConnectionFailedError,
+    InvalidQueryError,
+    RateLimitedError,
+    TokenExpiredError,
+)
+from ._limiter import AdaptiveLimiter
+from ._models import CallSession, Page
+from ._planning import (
+    ONE_SECOND,
+    PullPlan,
+    PullSettings,
+    Window,
+    bucket_count,
+    layout_windows,
+    split_times,
+)
+from ._protocol import (
+    DEFAULT_ENDPOINT_PATH,
+    HTTPRequest,
+    HTTPResponse,
+    PageData,
+    build_page_request,
+    error_from_response,
+    parse_page,
+)
+from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
+from ._query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, SessionQuery, WireNames
+from ._retry import RetryBudget, RetryPolicy
+from ._transport import AiohttpTransport, Transport
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["CallSessionsClient", "ClientConfig", "ExportResult"]
+
+log = logging.getLogger("callsessions")
+
+RawRecord = dict[str, Any]
+
+
+def _positive(name: str) -> Callable[[object, object, float], None]:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidQueryError(name, value, "must be a positive number")
+
+    return check
+
+
+@frozen(kw_only=True)
+class ClientConfig:
+    """Everything about how the client talks to the service. Change a copy with
+    ``attrs.evolve(config, concurrency=4)`` or pass the same names to the client.
+
+    ``endpoint_path`` is appended to the base URL. ``wire_names`` maps parameters to their
+    query-string names. ``timeout`` bounds one request in seconds. ``page_size`` is used by
+    pulls when the query sets none; ``concurrency`` bounds requests in flight in a pull (it
+    adapts down on 429s); ``offset_ceiling`` is the deepest ``offset + limit`` the service
+    serves; ``max_rewalks`` bounds the re-walks of a window whose ids fall short.
+    """
+
+    endpoint_path: str = DEFAULT_ENDPOINT_PATH
+    wire_names: WireNames = DEFAULT_WIRE_NAMES
+    timeout: float = field(default=60.0, validator=_positive("timeout"))
+    connect_timeout: float = field(default=10.0, validator=_positive("connect_timeout"))
+    max_connections: int = field(default=32, validator=_positive("max_connections"))
+    retry: RetryPolicy = field(factory=RetryPolicy)
+    page_size: int = MAX_PAGE_SIZE
+    concurrency: int = field(default=8, validator=_positive("concurrency"))
+    offset_ceiling: int = 10_000
+    max_rewalks: int = 3
+    window_fill: float = 0.8
+    window_resolution: timedelta = ONE_SECOND
+    max_buckets: int = 32
+
+    def __attrs_post_init__(self) -> None:
+        if not self.endpoint_path.startswith("/"):
+            raise InvalidQueryError("endpoint_path", self.endpoint_path, "must start with /")
+        if not isinstance(self.wire_names, WireNames):
+            raise InvalidQueryError("wire_names", self.wire_names, "must be a WireNames")
+        if self.max_rewalks < 0:
+            raise InvalidQueryError("max_rewalks", self.max_rewalks, "must be >= 0")
+        self.pull_settings()  # validates page_size, offset_ceiling, fill, resolution
+
+    def pull_settings(self, page_size: int | None = None) -> PullSettings:
+        return PullSettings(
+            page_size=page_size or self.page_size,
+            offset_ceiling=self.offset_ceiling,
+            fill=self.window_fill,
+            resolution=self.window_resolution,
+            max_buckets=self.max_buckets,
+        )
+
+
+@frozen
+class ExportResult:
+    """A finished export: where it is, its size, and the server's file name and type."""
+
+    path: Path
+    bytes: int
+    filename: str | None
+    content_type: str | None
+
+
+_URL = re.compile(r"^https?://[^/@\s?#]+(/[^?#\s]*)?$")
+
+
+class CallSessionsClient:
+    """Async client of the call-session list.
+
+    ::
+
+        async with CallSessionsClient(base_url="https://analyse.twin24.ai", token=t) as client:
+            page = await client.fetch_page(SessionQuery(page_size=10))
+            async for call in client.sessions(SessionQuery(start=a, end=b)):
+                ...
+
+    ``base_url`` is the service root; the endpoint path is appended. Authenticate with
+    ``token`` (a JWT) or ``auth`` (``PasswordAuth`` for email and password). Give
+    ``session`` to use your own aiohttp session (it is not closed here) or ``transport``
+    for any other HTTP stack or a fake. Other keywords are ``ClientConfig`` fields.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | Secret | None = None,
+        auth: Auth | None = None,
+        session: aiohttp.ClientSession | None = None,
+        transport: Transport | None = None,
+        config: ClientConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        if not isinstance(base_url, str) or not _URL.match(base_url):
+            raise InvalidQueryError(
+                "base_url",
+                _redact_url(base_url),
+                "must be an http(s) URL with no credentials, query or fragment",
+            )
+        if token is not None and auth is not None:
+            raise InvalidQueryError("token", "***", "give token or auth, not both")
+        if session is not None and transport is not None:
+            raise InvalidQueryError("session", session, "give session or transport, not both")
+        self.base_url = base_url.rstrip("/")
+        self.auth: Auth | None = TokenAuth(token) if token is not None else auth
+        config = config or ClientConfig()
+        if settings:
+            try:
+                config = attrs.evolve(config, **settings)
+            except TypeError as exc:
+                names = ", ".join(a.name for a in attrs.fields(ClientConfig))
+                raise InvalidQueryError(
+                    "settings", sorted(settings), f"{exc}; known: {names}"
+                ) from None
+        self.config = config
+        self._transport: Transport = transport or AiohttpTransport(
+            session,
+            timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
+            max_connections=config.max_connections,
+        )
+        self._budget = RetryBudget.for_policy(config.retry)
+        #: counters of requests made outside pulls (fetch_page, count, plan)
+        self.stats = PullSummary()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"CallSessionsClient(base_url={self.base_url!r}, auth={self.auth!r})"
+
+    async def __aenter__(self) -> CallSessionsClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
+
+    # -- single requests --------------------------------------------------------------
+
+    async def _send_plain(self, request: HTTPRequest, authorization: str | None) -> HTTPResponse:
+        return await self._transport.send(request, authorization)
+
+    async def _send_authed(self, request: HTTPRequest, ctx: RequestContext) -> HTTPResponse:
+        """One attempt: send with the current credentials; on 401 "token expired", renew
+        them once and repeat the request once."""
+        authorization = await self.auth.authorization(self._send_plain) if self.auth else None
+        ctx.summary.requests += 1
+        response = await self._transport.send(request, authorization)
+        if response.status == 401 and self.auth is not None and authorization is not None:
+            error = error_from_response(response, method=request.method, path=request.path)
+            if isinstance(error, TokenExpiredError) and await self.auth.renew(
+                self._send_plain, authorization
+            ):
+                log.info("token expired: renewed, repeating %s %s", request.method, request.path)
+                authorization = await self.auth.authorization(self._send_plain)
+                ctx.summary.requests += 1
+                response = await self._transport.send(request, authorization)
+        return response
+
+    async def _get_page_data(self, request: HTTPRequest, ctx: RequestContext) -> PageData:
+        """One page request under the retry policy, the budget and the limiter."""
+
+        async def attempt() -> PageData:
+            if ctx.limiter is None:
+                response = await self._send_authed(request, ctx)
+            else:
+                async with ctx.limiter.slot():
+                    response = await self._send_authed(request, ctx)
+            data = parse_page(response, method=request.method, path=request.path)
+            ctx.budget.on_success()
+            if ctx.limiter is not None:
+                ctx.limiter.on_success()
+            return data
+
+        def on_retry(exc: BaseException, wait: float) -> None:
+            ctx.summary.retries += 1
+            if isinstance(exc, RateLimitedError):
+                ctx.summary.throttled += 1
+                ctx.summary.throttled_seconds += wait
+                if ctx.limiter is not None:
+                    ctx.limiter.on_throttle()
+            log.info("retrying in %.2fs after %s", wait, exc)
+
+        result: PageData = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
+        return result
+
+    def _request_for(self, query: SessionQuery) -> HTTPRequest:
+        return build_page_request(
+            query,
+            base_url=self.base_url,
+            endpoint_path=self.config.endpoint_path,
+            wire=self.config.wire_names,
+        )
+
+    def _context(self) -> RequestContext:
+        return RequestContext(summary=self.stats, budget=self._budget)
+
+    @overload
+    async def fetch_page(
+        self, query: SessionQuery, *, raw: Literal[False] = False
+    ) -> Page[CallSession]: ...
+
+    @overload
+    async def fetch_page(self, query: SessionQuery, *, raw: Literal[True]) -> Page[RawRecord]: ...
+
+    async def fetch_page(
+        self, query: SessionQuery, *, raw: bool = False
+    ) -> Page[CallSession] | Page[RawRecord]:
+        """One request, as the query says (its offset or page, its page size)."""
+        data = await self._get_page_data(self._request_for(query), self._context())
+        return self._page(query, data, raw)
+
+    @staticmethod
+    def _page(query: SessionQuery, data: PageData, raw: bool) -> Page[Any]:
+        offset = (
+            query.offset
+            if query.offset is not None
+            else (query.page or 0) * (query.page_size or 10)
+        )
+        items: list[Any] = data.items if raw else structure_sessions(data.items)
+        return Page(items=items, count=data.count, offset=offset, limit=query.page_size or 10)
+
+    async def count(self, query: SessionQuery) -> int | None:
+        """How many records match (one ``limit=1`` request); None if the server won't say."""
+        return await self._count(query, self._context())
+
+    async def _count(self, query: SessionQuery, ctx: RequestContext) -> int | None:
+        probe = attrs.evolve(query, fields=("id",), page_size=1, offset=None, page=None)
+        data = await self._get_page_data(self._request_for(probe), ctx)
+        ctx.summary.planning_requests += 1
+        return data.count
+
+    # -- bulk pulls -------------------------------------------------------------------
+
+    def _pull_query(self, query: SessionQuery) -> SessionQuery:
+        """The query as a pull runs it: no paging of its own, ``id`` among the fields, and
+        sorted by the date column first (pages of a window must follow a stable order)."""
+        if query.offset is not None or query.page is not None:
+            raise InvalidQueryError(
+                "offset" if query.offset is not None else "page",
+                query.offset if query.offset is not None else query.page,
+                "a pull walks the pages itself: leave offset and page unset",
+            )
+        if query.export_format is not None:
+            raise InvalidQueryError(
+                "export_format", query.export_format, "a pull reads JSON: use export() for files"
+            )
+        date_key = query.effective_date_field.value
+        if not query.sort:
+            sort: tuple[str, ...] = ("+" + date_key,)
+        elif query.sort[0] == "+" + date_key:
+            sort = query.sort
+        else:
+            raise InvalidQueryError(
+                "sort",
+                ",".join(query.sort),
+                f"a pull orders each window by its date column: the first sort key must be "
+                f"+{date_key} (or leave sort unset); use fetch_page for other orders",
+            )
+        page_size = query.page_size or self.config.page_size
+        return attrs.evolve(query.with_id_field(), sort=sort, page_size=page_size)
+
+    async def plan(self, query: SessionQuery) -> PullPlan:
+        """Plan a pull: find the range (if the query leaves it open), count it, and cut it
+        into windows that each fit under the offset ceiling. The plan is a JSON-able value."""
+        q = self._pull_query(query)
+        ctx = self._context()
+        return await self._plan(q, ctx)
+
+    async def _plan(self, q: SessionQuery, ctx: RequestContext) -> PullPlan:
+        assert q.page_size is not None
+        settings = self.config.pull_settings(q.page_size)
+        start, end = q.start, q.end
+        if start is None or end is None:
+            found = await self._bounds(q, ctx)
+            if found is None:
+                return PullPlan(query=q, windows=(), settings=settings)
+            start = start or found[0]
+            end = end or found[1]
+            if not start < end:
+                return PullPlan(query=q, windows=(), settings=settings)
+            q = attrs.evolve(q, start=start, end=end)
+        before = ctx.summary.planning_requests
+        total = await self._count(q, ctx)
+        if total is None or total <= settings.capacity:
+            windows: list[Window] = [Window(start, end, count=total)]
+        else:
+            points = split_times(start, end, bucket_count(total, settings), settings.resolution)
+            buckets = [Window(a, b) for a, b in itertools.pairwise(points)]
+            limiter_sem = asyncio.Semaphore(self.config.concurrency)
+
+            async def counted(w: Window) -> Window:
+                async with limiter_sem:
+                    n = await self._count(attrs.evolve(q, start=w.start, end=w.end), ctx)
+                return attrs.evolve(w, count=n or 0)
+
+            buckets = list(await asyncio.gather(*(counted(b) for b in buckets)))
+            windows = layout_windows(buckets, settings)
+        return PullPlan(
+            query=q,
+            windows=tuple(windows),
+            settings=settings,
+            planning_requests=ctx.summary.planning_requests - before,
+        )
+
+    async def _bounds(
+        self, q: SessionQuery, ctx: RequestContext
+    ) -> tuple[datetime, datetime] | None:
+        """The first and last date of the matching records (two ``limit=1`` requests)."""
+        key = q.effective_date_field.value
+        attr = {"createdAt": "created_at", "updatedAt": "updated_at", "startedAt": "started_at"}[
+            key
+        ]
+        found: list[datetime] = []
+        for sign in ("+", "-"):
+            probe = attrs.evolve(q, fields=("id", key), page_size=1, sort=(sign + key,))
+            data = await self._get_page_data(self._request_for(probe), ctx)
+            ctx.summary.planning_requests += 1
+            if not data.items:
+                return None
+            record = structure_sessions(data.items)[0]
+            moment = getattr(record, attr)
+            if not isinstance(moment, datetime):
+                raise CallSessionsError(f"cannot find the range: {key} is missing or not a date")
+            found.append(moment)
+        first = found[0].replace(microsecond=0)
+        last = found[1].replace(microsecond=0) + ONE_SECOND
+        return first, last
+
+    @overload
+    def pages(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: Literal[False] = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[Page[CallSession]]: ...
+
+    @overload
+    def pages(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: Literal[True],
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[Page[RawRecord]]: ...
+
+    def pages(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: bool = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[Page[CallSession]] | PullStream[Page[RawRecord]]:
+        """Every page of a pull, in order, each record once (see ``sessions``)."""
+        summary = PullSummary()
+        return PullStream(self._pages(source, raw, concurrency, checkpoint, summary), summary)
+
+    @overload
+    def sessions(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: Literal[False] = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[CallSession]: ...
+
+    @overload
+    def sessions(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: Literal[True],
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[RawRecord]: ...
+
+    def sessions(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: bool = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> PullStream[CallSession] | PullStream[RawRecord]:
+        """Every matching call session, once, in date order.
+
+        ``source`` is a query (planned first) or a plan from ``plan()`` (or a part of one).
+        Pages are fetched ``concurrency`` at a time; memory stays bounded by the pages in
+        flight. ``id`` is added to the query's fields if missing (it is needed to drop
+        duplicates). ``raw=True`` yields the wire dicts without structuring. With a
+        ``checkpoint``, finished windows are skipped and each window is recorded when done.
+        The stream's ``summary`` says what happened; an incomplete window raises
+        ``IncompletePullError`` after everything else was delivered.
+        """
+        summary = PullSummary()
+        pages = self._pages(source, raw, concurrency, checkpoint, summary)
+        return PullStream(_flatten(pages), summary)
+
+    async def _pages(
+        self,
+        source: SessionQuery | PullPlan,
+        raw: bool,
+        concurrency: int | None,
+        checkpoint: Checkpoint | None,
+        summary: PullSummary,
+    ) -> AsyncGenerator[Page[Any], None]:
+        bound = concurrency if concurrency is not None else self.config.concurrency
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+            raise InvalidQueryError("concurrency", bound, "must be an integer >= 1")
+        ctx = RequestContext(
+            summary=summary,
+            budget=RetryBudget.for_policy(self.config.retry),
+            limiter=AdaptiveLimiter(bound),
+        )
+        if isinstance(source, PullPlan):
+            plan = source
+        elif isinstance(source, SessionQuery):
+            plan = await self._plan(self._pull_query(source), ctx)
+        else:
+            raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
+        if checkpoint is not None and checkpoint.plan != plan and isinstance(source, PullPlan):
+            raise InvalidQueryError("checkpoint", str(checkpoint.path), "belongs to another plan")
+        if checkpoint is not None:
+            plan = checkpoint.plan
+        base = plan.query
+        missing = itertools.count()
+
+        async def fetch(window: Window, offset: int, limit: int) -> Page[Any]:
+            query = attrs.evolve(
+                base, start=window.start, end=window.end, offset=offset, page_size=limit
+            )
+            data = await self._get_page_data(self._request_for(query), ctx)
+            items: list[Any] = data.items if raw else structure_sessions(data.items)
+            return Page(items=items, count=data.count, offset=offset, limit=limit)
+
+        def ident_raw(r: RawRecord) -> Any:
+            key = r.get("id")
+            return key if key is not None else ("no-id", next(missing))
+
+        def ident_record(r: CallSession) -> Any:
+            return r.id if r.id is not None else ("no-id", next(missing))
+
+        engine: PullEngine[Any] = PullEngine(
+            plan,
+            fetch,
+            ident_raw if raw else ident_record,
+            ctx,
+            concurrency=bound,
+            max_rewalks=self.config.max_rewalks,
+            checkpoint=checkpoint,
+        )
+        pages = engine.pages()
+        try:
+            async for page in pages:
+                yield page
+        finally:
+            await pages.aclose()
+
+    # -- export -----------------------------------------------------------------------
+
+    async def export(
+        self,
+        query: SessionQuery,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: Callable[[int, int | None], None] | None = None,
+        chunk_size: int = 1 << 16,
+    ) -> ExportResult:
+        """Stream the server's export file (``query.export_format``) to ``path``.
+
+        The body goes to a temporary file beside ``path`` and is renamed into place only
+        when complete, so ``path`` never holds a partial file. ``on_progress(done, total)``
+        is called per chunk (``total`` from Content-Length, or None). Transient failures
+        restart the download under the retry policy.
+        """
+        if query.export_format is None:
+            raise InvalidQueryError("export_format", None, "export() needs a file format")
+        target = _check_target(path)
+        request = self._request_for(query)
+        ctx = self._context()
+
+        async def attempt() -> ExportResult:
+            authorization = await self.auth.authorization(self._send_plain) if self.auth else None
+            ctx.summary.requests += 1
+            async with self._transport.stream(request, authorization, chunk_size) as resp:
+                if resp.status >= 400:
+                    body = b""
+                    async for chunk in resp.chunks:
+                        body += chunk
+                        if len(body) > 1 << 16:
+                            break
+                    raise error_from_response(
+                        HTTPResponse(resp.status, resp.headers, body),
+                        method=request.method,
+                        path=request.path,
+                    )
+                total_header = resp.headers.get("content-length")
+                total = int(total_header) if total_header and total_header.isdigit() else None
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+                done = 0
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        async for chunk in resp.chunks:
+                            out.write(chunk)
+                            done += len(chunk)
+                            if on_progress is not None:
+                                on_progress(done, total)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if total is not None and done != total:
+                        raise ConnectionFailedError(
+                            f"body ended after {done} of {total} bytes",
+                            method=request.method,
+                            path=request.path,
+                        )
+                    os.replace(tmp_name, target)
+                except BaseException:
+                    _discard(tmp_name)
+                    raise
+                return ExportResult(
+                    path=target,
+                    bytes=done,
+                    filename=_disposition_filename(resp.headers.get("content-disposition")),
+                    content_type=resp.headers.get("content-type"),
+                )
+
+        def on_retry(exc: BaseException, wait: float) -> None:
+            ctx.summary.retries += 1
+            log.info("export: retrying in %.2fs after %s", wait, exc)
+
+        result: ExportResult = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
+        return result
+
+
+async def _flatten(pages: AsyncGenerator[Page[Any], None]) -> AsyncGenerator[Any, None]:
+    try:
+        async for page in pages:
+            for item in page.items:
+                yield item
+    finally:
+        await pages.aclose()
+
+
+def _check_target(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidQueryError("path", str(target), "is a directory")
+    if not target.parent.exists():
+        raise InvalidQueryError("path", str(target), "its folder does not exist")
+    return target
+
+
+def _discard(name: str) -> None:
+    Path(name).unlink(missing_ok=True)
+
+
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+
+def _disposition_filename(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = _FILENAME.search(value)
+    return match.group(1) if match else None
+
+
+def _redact_url(url: object) -> object:
+    if isinstance(url, str) and "@" in url:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    return url

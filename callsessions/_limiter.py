@@ -1,0 +1,79 @@
+"""Adaptive concurrency: at most ``limit`` requests in flight, halved on a 429, grown back
+by one after a run of successes (AIMD, as TCP does), never above the configured bound.
+Waiters are served first come, first served, so pages are requested in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+__all__ = ["AdaptiveLimiter"]
+
+
+class AdaptiveLimiter:
+    """A FIFO semaphore whose size adapts to throttling."""
+
+    def __init__(self, bound: int) -> None:
+        if bound < 1:
+            raise ValueError("bound must be >= 1")
+        self.bound = bound
+        self.limit = bound
+        self.in_flight = 0
+        #: the smallest limit reached (for the summary)
+        self.lowest = bound
+        self._successes = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the place was granted just as we were cancelled
+            else:
+                fut.cancel()
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            fut = self._waiters.popleft()
+            if fut.done():
+                continue
+            self.in_flight += 1
+            fut.set_result(None)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one place for the duration of one request."""
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def on_throttle(self) -> None:
+        """A 429 arrived: halve the limit."""
+        self.limit = max(1, self.limit // 2)
+        self.lowest = min(self.lowest, self.limit)
+        self._successes = 0
+
+    def on_success(self) -> None:
+        """A request succeeded; after ``limit`` successes in a row the limit grows by one."""
+        if self.limit >= self.bound:
+            return
+        self._successes += 1
+        if self._successes >= self.limit:
+            self._successes = 0
+            self.limit += 1
+            self._wake()

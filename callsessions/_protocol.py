@@ -1,0 +1,207 @@
+"""The wire protocol, as pure functions: no aiohttp, no asyncio.
+
+Building a page request, turning a response ``(status, headers, body)`` into page data or a
+typed error, reading ``Retry-After`` and a JWT's expiry. Everything here is testable
+synchronously; the transport and the client only move bytes and call these.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from attrs import frozen
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TokenExpiredError,
+)
+from ._query import DEFAULT_WIRE_NAMES, SessionQuery, WireNames
+
+__all__ = [
+    "DEFAULT_ENDPOINT_PATH",
+    "HTTPRequest",
+    "HTTPResponse",
+    "PageData",
+    "build_page_request",
+    "error_from_response",
+    "jwt_expiry",
+    "parse_page",
+    "parse_retry_after",
+]
+
+DEFAULT_ENDPOINT_PATH = "/api/v1/search/cis/calls"
+TOKEN_EXPIRED_TEXT = "token is expired"
+
+
+@frozen
+class HTTPRequest:
+    """One request, before the transport sends it. ``headers`` never hold the token here:
+    the client adds ``Authorization`` at the last moment, in the transport call."""
+
+    method: str
+    url: str
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def path(self) -> str:
+        """The URL's path, for messages (no query string, no credentials)."""
+        rest = self.url.split("://", 1)[-1]
+        slash = rest.find("/")
+        return rest[slash:].split("?", 1)[0] if slash >= 0 else "/"
+
+    def __repr__(self) -> str:
+        return f"HTTPRequest({self.method} {self.path}, params={list(self.params)!r})"
+
+
+@frozen
+class HTTPResponse:
+    """What came back: status, headers (lower-cased names) and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@frozen
+class PageData:
+    """A parsed list response: the raw records and the total count, if the body had one."""
+
+    items: list[dict[str, Any]]
+    count: int | None
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Append an endpoint path to a service root: ``https://host/analyse`` + ``/api/...``."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def build_page_request(
+    query: SessionQuery,
+    *,
+    base_url: str,
+    endpoint_path: str = DEFAULT_ENDPOINT_PATH,
+    wire: WireNames = DEFAULT_WIRE_NAMES,
+) -> HTTPRequest:
+    """The GET request for one page of ``query``."""
+    return HTTPRequest(
+        method="GET",
+        url=join_url(base_url, endpoint_path),
+        params=tuple(query.to_params(wire)),
+        headers=(("Accept", "application/json"),),
+    )
+
+
+def parse_page(response: HTTPResponse, *, method: str = "GET", path: str = "") -> PageData:
+    """Parse a list response, or raise the error it stands for.
+
+    Accepts ``{"count": N, "items": [...]}`` and a bare JSON array (then ``count`` is None).
+    """
+    if response.status >= 400:
+        raise error_from_response(response, method=method, path=path)
+    if response.status != 200:
+        raise DecodeError(f"unexpected HTTP {response.status} for a list", method=method, path=path)
+    try:
+        data = orjson.loads(response.body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(
+            f"malformed JSON body ({len(response.body)} bytes): {exc}", method=method, path=path
+        ) from None
+    if isinstance(data, list):
+        items, count = data, None
+    elif isinstance(data, dict) and isinstance(data.get("items"), list):
+        items, count = data["items"], data.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise DecodeError(f"'count' is not an integer: {count!r}", method=method, path=path)
+    else:
+        shape = type(data).__name__ if not isinstance(data, dict) else f"object with {sorted(data)}"
+        raise DecodeError(
+            f"expected {{'count', 'items'}} or a JSON array, got {shape}", method=method, path=path
+        )
+    if items and not all(type(item) is dict for item in items):
+        raise DecodeError("an item of 'items' is not a JSON object", method=method, path=path)
+    return PageData(items=items, count=count)
+
+
+def error_from_response(
+    response: HTTPResponse, *, method: str = "", path: str = "", now: float | None = None
+) -> APIError:
+    """The typed error for an error status, with the body's ``error`` and ``details``."""
+    error: Any = None
+    details: Any = None
+    try:
+        body = orjson.loads(response.body) if response.body else None
+    except orjson.JSONDecodeError:
+        body = None
+        text = response.body[:200].decode("utf-8", "replace").strip()
+        error = text or None
+    if isinstance(body, dict):
+        error = body.get("error", body.get("message"))
+        details = body.get("details")
+    status = response.status
+    kwargs: dict[str, Any] = {"method": method, "path": path, "error": error, "details": details}
+    if status in (400, 422):
+        return BadRequestError(status, **kwargs)
+    if status == 401:
+        if isinstance(error, str) and TOKEN_EXPIRED_TEXT in error.lower():
+            return TokenExpiredError(status, **kwargs)
+        return AuthenticationError(status, **kwargs)
+    if status == 403:
+        return PermissionDeniedError(status, **kwargs)
+    if status == 404:
+        return NotFoundError(status, **kwargs)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+        return RateLimitedError(status, retry_after=retry_after, **kwargs)
+    if status >= 500:
+        return ServerError(status, **kwargs)
+    return APIError(status, **kwargs)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (seconds since the epoch), read without verifying it."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)

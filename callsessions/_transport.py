@@ -1,0 +1,162 @@
+"""The transport: the only module that imports aiohttp.
+
+``Transport`` is the seam: ``send`` takes an ``HTTPRequest`` and the ``Authorization`` value
+(kept out of the request object so that no repr can show it) and returns an ``HTTPResponse``
+with the whole body; ``stream`` does the same for downloads, yielding the body in chunks.
+``AiohttpTransport`` implements it over one ``ClientSession``, owned or given. Failures below
+HTTP become ``ConnectionFailedError`` or ``RequestTimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import aiohttp
+from attrs import frozen
+
+from . import __about__
+from ._errors import ConnectionFailedError, RequestTimeoutError, TransportError
+from ._protocol import HTTPRequest, HTTPResponse
+
+__all__ = ["AiohttpTransport", "StreamedResponse", "Transport"]
+
+
+@frozen
+class StreamedResponse:
+    """A response whose body is read in chunks (``chunks``), for downloads."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
+
+
+class Transport(Protocol):
+    """What the client needs from HTTP: one request in, one response out."""
+
+    async def send(self, request: HTTPRequest, authorization: str | None) -> HTTPResponse:
+        """Send ``request``; return status, headers and the whole body."""
+        ...
+
+    def stream(
+        self, request: HTTPRequest, authorization: str | None, chunk_size: int = 1 << 16
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
+        """An async context manager yielding a response whose body comes in chunks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections this transport owns."""
+        ...
+
+
+def _headers(request: HTTPRequest, authorization: str | None) -> dict[str, str]:
+    headers = dict(request.headers)
+    headers.setdefault("User-Agent", f"callsessions/{__about__.__version__}")
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return headers
+
+
+class AiohttpTransport:
+    """``Transport`` over an aiohttp ``ClientSession``.
+
+    With ``session`` given, that session is used and never closed here; otherwise one is
+    created on first use with a connection pool of ``max_connections`` and closed by
+    ``aclose``. ``timeout`` bounds one whole request (seconds), ``connect_timeout`` the
+    connection set-up.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_connections: int = 32,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._max_connections = max_connections
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def send(self, request: HTTPRequest, authorization: str | None) -> HTTPResponse:
+        session = self._get_session()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=list(request.params) or None,
+                json=request.json,
+                headers=_headers(request, authorization),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+                return HTTPResponse(status=resp.status, headers=headers, body=body)
+        except Exception as exc:
+            raise _map_error(exc, request) from None
+
+    @asynccontextmanager
+    async def stream(
+        self, request: HTTPRequest, authorization: str | None, chunk_size: int = 1 << 16
+    ) -> AsyncIterator[StreamedResponse]:
+        session = self._get_session()
+        # A download may take long: bound the pauses between chunks, not the whole body.
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self._timeout.sock_connect,
+            sock_read=self._timeout.total,
+        )
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=list(request.params) or None,
+                headers=_headers(request, authorization),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as resp:
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    try:
+                        async for chunk in resp.content.iter_chunked(chunk_size):
+                            yield chunk
+                    except Exception as exc:
+                        raise _map_error(exc, request) from None
+
+                yield StreamedResponse(status=resp.status, headers=headers, chunks=chunks())
+        except (TransportError, GeneratorExit):
+            raise
+        except Exception as exc:
+            mapped = _map_error(exc, request)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def _map_error(exc: BaseException, request: HTTPRequest) -> BaseException:
+    """aiohttp's and asyncio's failures as our transport errors (other errors unchanged)."""
+    where = {"method": request.method, "path": request.path}
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeoutError("no complete response within the timeout", **where)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
+        return ConnectionFailedError(f"{type(exc).__name__}: {exc}", **where)
+    if isinstance(exc, aiohttp.ClientError):
+        return ConnectionFailedError(f"{type(exc).__name__}: {exc}", **where)
+    return exc
