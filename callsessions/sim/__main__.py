@@ -1,0 +1,5 @@
+"""``python -m callsessions.sim``."""
+
+from ._cli import main
+
+main()

@@ -1,0 +1,383 @@
+"""The aiohttp application: the search endpoint, exports, the IAM endpoints, and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+from ._auth import AuthError, TokenIssuer
+from ._config import FaultConfig, SimConfig
+from ._data import FIELDS, Dataset
+from ._export import content_disposition, download_name, export_chunks, media_type
+from ._faults import Decision, FaultEngine
+from ._query import ParamError, Query, QueryEngine, Result, parse_query
+
+__all__ = [
+    "LOGIN_PATH",
+    "REFRESH_PATH",
+    "SEARCH_PATH",
+    "RequestRecord",
+    "SimState",
+    "SimStats",
+    "make_app",
+]
+
+SEARCH_PATH = "/api/v1/search/cis/calls"
+LOGIN_PATH = "/api/v1/auth/login"
+REFRESH_PATH = "/api/v1/auth/refresh"
+EXPORT_BATCH = 1000
+_JSON = "application/json"
+_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@attrs.frozen
+class RequestRecord:
+    """One request the simulator answered (kept in :attr:`SimStats.log`)."""
+
+    endpoint: str
+    params: Mapping[str, str]
+    status: int
+    fault: str | None
+
+
+@attrs.define
+class SimStats:
+    """What the simulator received: counters by endpoint, status and fault, and a log.
+
+    Endpoints are ``search`` (a list request), ``export`` (a ``format=`` download),
+    ``login`` and ``refresh``. The log keeps the last ``log_size`` requests.
+    """
+
+    endpoints: Counter[str] = attrs.field(factory=Counter)
+    statuses: Counter[int] = attrs.field(factory=Counter)
+    faults: Counter[str] = attrs.field(factory=Counter)
+    log: deque[RequestRecord] = attrs.field(factory=lambda: deque(maxlen=10_000))
+
+    @property
+    def search_requests(self) -> int:
+        """Requests to the search endpoint, lists and exports together."""
+        return self.endpoints["search"] + self.endpoints["export"]
+
+    @property
+    def total(self) -> int:
+        """Every request answered."""
+        return sum(self.endpoints.values())
+
+    def record(
+        self, endpoint: str, params: Mapping[str, str], status: int, fault: str | None
+    ) -> None:
+        """Count one answered request."""
+        self.endpoints[endpoint] += 1
+        self.statuses[status] += 1
+        if fault is not None:
+            self.faults[fault] += 1
+        self.log.append(RequestRecord(endpoint, dict(params), status, fault))
+
+    def reset(self) -> None:
+        """Forget everything counted so far."""
+        self.endpoints.clear()
+        self.statuses.clear()
+        self.faults.clear()
+        self.log.clear()
+
+
+class SimState:
+    """One simulator's data, auth, faults and statistics (shared by its handlers)."""
+
+    def __init__(self, config: SimConfig, dataset: Dataset | None = None) -> None:
+        self.config = config
+        self.dataset = dataset if dataset is not None else Dataset.from_config(config)
+        self.queries = QueryEngine(self.dataset)
+        self.issuer = TokenIssuer(config, config.clock)
+        self.fault_engine = FaultEngine(config.faults, config.seed, config.clock)
+        self.stats = SimStats()
+        self.latency = config.latency
+        self.jitter = config.jitter
+        self._latency_rng = random.Random(f"callsessions-sim-latency-{config.seed}")
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The faults in force."""
+        return self.fault_engine.faults
+
+    @faults.setter
+    def faults(self, faults: FaultConfig) -> None:
+        self.fault_engine.set(faults)
+
+    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
+        """Replace the faults (``FaultConfig``), or change some of them by name.
+
+        ``set_faults()`` with no arguments turns every fault off. Returns the new faults.
+        """
+        if faults is None:
+            faults = attrs.evolve(self.faults, **changes) if changes else FaultConfig()
+        elif changes:
+            faults = attrs.evolve(faults, **changes)
+        self.fault_engine.set(faults)
+        return faults
+
+    @property
+    def token(self) -> str:
+        """A token that is always valid (the first static token), or a fresh JWT."""
+        if self.config.static_tokens:
+            return self.config.static_tokens[0]
+        return self.mint_token()
+
+    def mint_token(self, ttl: int | None = None) -> str:
+        """A JWT for the configured user, valid ``ttl`` seconds (default ``token_ttl``)."""
+        return self.issuer.mint(
+            self.config.user_id,
+            self.config.company_id,
+            self.config.token_ttl if ttl is None else ttl,
+        )
+
+    def query(self, params: Mapping[str, str]) -> tuple[Query, Result]:
+        """Parse wire parameters (ParamError on invalid input) and evaluate them, unpaged."""
+        query = parse_query(params)
+        return query, self.queries.evaluate(query)
+
+    def matching_ids(self, params: Mapping[str, str] | None = None) -> list[str]:
+        """Ids of every record matching these wire parameters right now, in sort order.
+
+        Paging, ``format`` and the offset ceiling are ignored; ties keep the stable order.
+        """
+        _, result = self.query(params or {})
+        id_of = self.dataset.id_of
+        return [id_of(rid) for rid in result.rids(0, result.count)]
+
+    def matching_count(self, params: Mapping[str, str] | None = None) -> int:
+        """How many records match these wire parameters right now."""
+        return self.query(params or {})[1].count
+
+    def insert(self, n: int = 1, **kwargs: Any) -> list[str]:
+        """Insert ``n`` records (see :meth:`Dataset.insert`); return their ids."""
+        return self.dataset.insert(n, **kwargs)
+
+    def records(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Full records matching these wire parameters (fields honoured), in sort order."""
+        query, result = self.query(params or {})
+        return _select(self.dataset, result.rids(0, result.count), query.fields)
+
+    async def delay(self) -> None:
+        """Sleep the configured latency plus jitter."""
+        wait = self.latency
+        if self.jitter:
+            wait += self._latency_rng.random() * self.jitter
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+STATE_KEY = web.AppKey("callsessions_sim_state", SimState)
+
+
+def _select(dataset: Dataset, rids: list[int], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    record = dataset.record
+    if fields == FIELDS:
+        return [record(rid) for rid in rids]
+    return [{f: rec[f] for f in fields} for rec in map(record, rids)]
+
+
+def _json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
+
+
+def _error(status: int, error: Any, details: Any = None, **headers: str) -> web.Response:
+    return _json_response(status, {"error": error, "details": details}, headers or None)
+
+
+def _fault_response(decision: Decision) -> web.Response:
+    status = decision.status
+    assert status is not None
+    headers = {}
+    if decision.retry_after is not None:
+        headers["Retry-After"] = str(decision.retry_after)
+    if status == 429:
+        return _error(429, "Too Many Requests", None, **headers)
+    if status == 500:
+        return _error(500, "Internal Server Error", None)
+    reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable"}[status]
+    return web.Response(
+        status=status,
+        text=_GATEWAY_PAGE.format(code=status, reason=reason),
+        content_type="text/html",
+        headers=headers,
+    )
+
+
+async def _close_mid_body(
+    request: web.Request, status: int, headers: Mapping[str, str], body: bytes, length: int
+) -> web.StreamResponse:
+    """Send the headers (announcing ``length`` bytes) and ``body``, then close the connection."""
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    await resp.prepare(request)
+    await resp.write(body)
+    if request.transport is not None:
+        request.transport.close()
+    return resp
+
+
+def _query_params(request: web.Request) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in request.query.items():
+        params.setdefault(key, value)
+    return params
+
+
+async def _search(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    params = _query_params(request)
+    endpoint = "export" if params.get("format") else "search"
+    status = 500
+    fault: str | None = None
+    try:
+        await state.delay()
+        try:
+            token = state.issuer.check_header(request.headers.get("Authorization"))
+        except AuthError as exc:
+            status = exc.status
+            return _error(exc.status, exc.message, exc.details)
+        decision = state.fault_engine.decide(token, export=endpoint == "export")
+        fault = decision.kind
+        if decision.insert:
+            state.dataset.insert(decision.insert)
+        if decision.status is not None:
+            status = decision.status
+            return _fault_response(decision)
+        if decision.kind == "stall":
+            await asyncio.sleep(state.faults.stall_seconds)
+        try:
+            query = parse_query(params, offset_ceiling=state.config.offset_ceiling)
+        except ParamError as exc:
+            status = 400
+            return _error(400, exc.message, exc.details)
+        result = state.queries.evaluate(query)
+        if query.format is not None:
+            status = 200
+            return await _export(request, state, query, result, decision)
+        start, stop = query.offset, query.offset + query.limit
+        if decision.shuffle is not None:
+            rids = result.shuffled_rids(start, stop, decision.shuffle)
+        else:
+            rids = result.rids(start, stop)
+        body = orjson.dumps(
+            {"count": result.count, "items": _select(state.dataset, rids, query.fields)}
+        )
+        status = 200
+        if decision.kind == "truncated":
+            return web.Response(status=200, body=body[: len(body) // 2], content_type=_JSON)
+        if decision.kind == "disconnect":
+            headers = {"Content-Type": _JSON}
+            return await _close_mid_body(request, 200, headers, body[: len(body) // 2], len(body))
+        return web.Response(status=200, body=body, content_type=_JSON)
+    finally:
+        state.stats.record(endpoint, params, status, fault)
+
+
+def _batches(
+    state: SimState, result: Result, fields: tuple[str, ...]
+) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, result.count, EXPORT_BATCH):
+        yield _select(state.dataset, result.rids(start, start + EXPORT_BATCH), fields)
+
+
+async def _export(
+    request: web.Request, state: SimState, query: Query, result: Result, decision: Decision
+) -> web.StreamResponse:
+    """Stream every matching record as a file (``limit``/``offset``/``page`` do not apply)."""
+    assert query.format is not None
+    name = download_name(query.format, query.filename, query.zip)
+    headers = {
+        "Content-Type": media_type(query.format, query.zip),
+        "Content-Disposition": content_disposition(name),
+    }
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    chunks = export_chunks(
+        _batches(state, result, query.fields),
+        query.fields,
+        query.format,
+        zipped=query.zip,
+        filename=query.filename,
+    )
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if decision.kind in ("truncated", "disconnect"):
+            await resp.write(chunk[: max(1, len(chunk) // 2)])
+            if decision.kind == "disconnect" and request.transport is not None:
+                request.transport.close()
+                return resp
+            break
+        await resp.write(chunk)
+    chunks.close()
+    await resp.write_eof()
+    return resp
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise AuthError(400, "Invalid input parameters", "the body is not valid JSON") from None
+
+
+async def _login(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    status = 500
+    try:
+        body = await _read_json(request)
+        pair = state.issuer.login(body)
+        status = 200
+        return _json_response(200, pair)
+    except AuthError as exc:
+        status = exc.status
+        return _error(exc.status, exc.message, exc.details)
+    finally:
+        state.stats.record("login", {}, status, None)
+
+
+async def _refresh(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    status = 500
+    try:
+        body = await _read_json(request)
+        pair = state.issuer.refresh(body, request.headers.get("Authorization"))
+        status = 200
+        return _json_response(200, pair)
+    except AuthError as exc:
+        status = exc.status
+        return _error(exc.status, exc.message, exc.details)
+    finally:
+        state.stats.record("refresh", {}, status, None)
+
+
+def make_app(config: SimConfig | None = None, *, state: SimState | None = None) -> web.Application:
+    """The simulator as an aiohttp application (build a fresh :class:`SimState` if needed).
+
+    Routes: ``GET /api/v1/search/cis/calls`` (lists and ``format=`` downloads),
+    ``POST /api/v1/auth/login`` and ``POST /api/v1/auth/refresh``. The state is at
+    ``app[STATE_KEY]``.
+    """
+    if state is None:
+        state = SimState(config if config is not None else SimConfig())
+    app = web.Application()
+    app[STATE_KEY] = state
+    app.router.add_get(SEARCH_PATH, _search)
+    app.router.add_post(LOGIN_PATH, _login)
+    app.router.add_post(REFRESH_PATH, _refresh)
+    return app

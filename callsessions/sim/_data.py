@@ -1,0 +1,523 @@
+"""The simulated call sessions: compact columns plus records materialised on demand.
+
+Only what filtering and sorting need is stored, one ``array`` per column and indexed by a
+stable record number (``rid``): ``createdAt``, ``updatedAt``, ``startedAt`` (NaN when null),
+``duration``, status, task, phone and dialogue template. Everything else in a record is a pure
+function of ``(seed, rid)``: the id (a UUID whose low bits encode the rid, so looking up an id
+is O(1)), region, external id, NPS... A million records take about 40 MB.
+
+``order`` holds the rids sorted by ``createdAt`` (ties keep insertion order) and
+``created_sorted`` the matching timestamps, so a time window is two bisections away.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from ._config import SimConfig
+
+__all__ = ["FIELDS", "SORT_FIELDS", "STATUSES", "Dataset", "Task"]
+
+FIELDS: tuple[str, ...] = (
+    "id",
+    "phone",
+    "duration",
+    "taskId",
+    "taskName",
+    "botId",
+    "botName",
+    "regionId",
+    "timezone",
+    "status",
+    "shortNumber",
+    "transferredToOperator",
+    "linkToLog",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "price",
+    "messages",
+    "messagesAsString",
+    "additional",
+    "externalId",
+    "dialogResults",
+    "responder",
+    "nps",
+    "isFinished",
+    "recordPath",
+    "operatorDuration",
+    "botDuration",
+    "markers",
+)
+
+STATUSES: tuple[str, ...] = (
+    "CANCEL",
+    "ANSWERED",
+    "NOANSWER",
+    "BUSY",
+    "CONGESTION",
+    "CHANUNAVAIL",
+    "FAILED",
+    "BLACKLIST",
+    "DIAL",
+    "INPROGRESS",
+    "FZ230",
+    "INVALID",
+    "UNAVAILABLE",
+    "EMPTY_AON",
+)
+STATUS_INDEX = {name: i for i, name in enumerate(STATUSES)}
+# The mix of a real outbound campaign: mostly no answer, answered or busy.
+_STATUS_WEIGHTS = (1, 30, 40, 12, 2, 3, 2, 1, 1, 1, 1, 1, 4, 1)
+_ANSWERED = STATUS_INDEX["ANSWERED"]
+_NOT_FINISHED = frozenset({STATUS_INDEX["DIAL"], STATUS_INDEX["INPROGRESS"]})
+# These never reached the network: no startedAt.
+_NEVER_STARTED = frozenset(STATUS_INDEX[s] for s in ("BLACKLIST", "FZ230", "INVALID", "EMPTY_AON"))
+
+SORT_FIELDS: tuple[str, ...] = ("createdAt", "updatedAt", "startedAt", "duration")
+
+_M64 = (1 << 64) - 1
+_M40 = (1 << 40) - 1
+_UUID_HI_MASK = _M64 ^ 0xF000
+_SCRAMBLE_MUL = 0x9E3779B97  # odd, so invertible modulo 2**40
+_SCRAMBLE_INV = pow(_SCRAMBLE_MUL, -1, 1 << 40)
+
+_REGIONS = (  # (regionId, UTC offset in seconds)
+    (77, 10800),
+    (50, 10800),
+    (78, 10800),
+    (16, 10800),
+    (23, 10800),
+    (61, 10800),
+    (63, 14400),
+    (66, 18000),
+    (74, 18000),
+    (2, 18000),
+    (54, 25200),
+    (24, 25200),
+    (38, 28800),
+    (25, 36000),
+    (39, 7200),
+)
+
+
+def _mix(x: int) -> int:
+    """splitmix64 finaliser: a cheap, well-spread hash of a 64-bit integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+class Task:
+    """A call task (campaign) with its bot and company."""
+
+    __slots__ = ("bot_id", "bot_name", "company_id", "id", "name", "rate_cents", "short_numbers")
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        bot_id: str,
+        bot_name: str,
+        company_id: int,
+        rate_cents: int,
+        short_numbers: tuple[str, ...],
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.bot_id = bot_id
+        self.bot_name = bot_name
+        self.company_id = company_id
+        self.rate_cents = rate_cents
+        self.short_numbers = short_numbers
+
+
+_TASK_SPECS = (  # (task name, bot name, company offset, weight, price per minute in cents)
+    ("Опрос удовлетворённости, январь", "Анна — опрос NPS", 0, 30, 150),
+    ("Напоминание о записи к врачу", "Мария — напоминания", 0, 25, 120),
+    ("Подтверждение доставки", "Олег — доставка", 0, 20, 135),
+    ("Информирование о задолженности", "Светлана — взыскание", 0, 12, 190),
+    ("Приглашение на вебинар", "Иван — маркетинг", 1, 8, 110),
+    ("Актуализация базы клиентов", "Елена — анкета", 1, 5, 100),
+)
+_TASK_WEIGHTS = tuple(spec[3] for spec in _TASK_SPECS)
+
+_BOT_LINES = (
+    "Здравствуйте! Вас беспокоит голосовой помощник.",
+    "Добрый день! Это автоматический звонок.",
+    "Подскажите, пожалуйста, вам удобно сейчас говорить?",
+    "Оцените, пожалуйста, качество обслуживания от нуля до десяти.",
+    "Напоминаю о вашей записи на завтра.",
+    "Ваш заказ готов к доставке. Подтверждаете адрес?",
+    "Спасибо за ответ! Хорошего дня.",
+    "Передаю вас оператору, оставайтесь на линии.",
+    "Извините, я не расслышал. Повторите, пожалуйста.",
+    "Приглашаем вас на бесплатный вебинар в четверг.",
+)
+_HUMAN_LINES = (
+    "Алло.",
+    "Да, удобно.",
+    "Нет, перезвоните позже.",
+    "Десять, всё отлично.",
+    "Семь, в целом нормально.",
+    "Да, подтверждаю.",
+    "А кто это?",
+    "Соедините с оператором.",
+    "Не интересует, спасибо.",
+    "Хорошо, приду.",
+)
+_RESULT_NAMES = ("interest", "confirmed", "callback", "nps_given", "operator_requested")
+_MARKERS = ("positive", "negative", "callback", "autoanswer", "operator", "silence")
+_N_TEMPLATES = 48
+
+
+class _Template:
+    """A shared dialogue: messages, their text, results and markers (never mutated)."""
+
+    __slots__ = ("as_string", "dialog_results", "end", "markers", "messages", "nps")
+
+    def __init__(self, rng: random.Random) -> None:
+        t = 0.0
+        messages: list[dict[str, Any]] = []
+        for turn in range(rng.randint(2, 7)):
+            t += rng.uniform(0.5, 6.0)
+            messages.append({"role": "bot", "text": rng.choice(_BOT_LINES), "time": round(t, 1)})
+            if turn == 0 or rng.random() < 0.85:
+                t += rng.uniform(0.5, 8.0)
+                messages.append(
+                    {"role": "human", "text": rng.choice(_HUMAN_LINES), "time": round(t, 1)}
+                )
+        self.messages = messages
+        self.as_string = "\n".join(
+            ("Робот: " if m["role"] == "bot" else "Абонент: ") + m["text"] for m in messages
+        )
+        self.end = math.ceil(t)
+        self.dialog_results = [
+            {"name": name, "value": rng.choice(("yes", "no", "unknown"))}
+            for name in rng.sample(_RESULT_NAMES, rng.randint(0, 3))
+        ]
+        self.markers = rng.sample(_MARKERS, rng.randint(0, 2))
+        self.nps = rng.randint(0, 10) if rng.random() < 0.4 else None
+
+
+def _uuid(rng: random.Random) -> str:
+    value = rng.getrandbits(128)
+    value = (value & ~(0xF << 76)) | (0x4 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Dataset:
+    """The calls a simulator serves: generated deterministically from a seed.
+
+    Records are addressed by ``rid``, a stable number (0..len-1, in insertion order; the
+    generated records have rids in ``createdAt`` order). ``version`` changes on every insert,
+    so caches of query results know when to drop.
+    """
+
+    @classmethod
+    def from_config(cls, config: SimConfig) -> Dataset:
+        """Generate the data set a :class:`SimConfig` describes."""
+        return cls(
+            config.records,
+            seed=config.seed,
+            start=config.start,
+            span_seconds=config.span.total_seconds(),
+            burst_fraction=config.burst_fraction,
+            tz_offset=config.tz_offset,
+        )
+
+    def __init__(
+        self,
+        records: int = 10_000,
+        *,
+        seed: int = 0,
+        start: datetime | None = None,
+        span_seconds: float = 7 * 86400.0,
+        burst_fraction: float = 0.3,
+        tz_offset: int = 3 * 3600,
+    ) -> None:
+        self.seed = seed
+        self.start = (start or SimConfig().start).timestamp()
+        self.span = float(span_seconds)
+        self.tz_offset = tz_offset
+        sign = "+" if tz_offset >= 0 else "-"
+        hh, mm = divmod(abs(tz_offset) // 60, 60)
+        self._tz_suffix = f"{sign}{hh:02d}:{mm:02d}"
+        self._minute_cache: dict[int, str] = {}
+        self._seconds = [f"{sec:02d}{self._tz_suffix}" for sec in range(60)]
+        self._key = _mix(seed & _M64 ^ 0x5EED)
+        self._rid_mask = _mix(self._key) & _M40
+        self.version = 0
+
+        meta = random.Random(f"callsessions-sim-meta-{seed}")
+        tasks: list[Task] = []
+        for name, bot_name, company, _weight, rate in _TASK_SPECS:
+            short = tuple(f"7495{meta.randrange(10**7):07d}" for _ in range(2))
+            tasks.append(Task(_uuid(meta), name, _uuid(meta), bot_name, 1 + company, rate, short))
+        self.tasks: tuple[Task, ...] = tuple(tasks)
+        self.templates: tuple[_Template, ...] = tuple(_Template(meta) for _ in range(_N_TEMPLATES))
+
+        # Columns, indexed by rid.
+        self.created = array("d")
+        self.updated = array("d")
+        self.started = array("d")
+        self.duration = array("l")
+        self.status = array("B")
+        self.task = array("B")
+        self.phone = array("q")
+        self.template = array("B")
+        self.hash = array("Q")  # per-record random bits: id, region, external id...
+        # rids sorted by createdAt, and the matching timestamps.
+        self.order = array("q")
+        self.created_sorted = array("d")
+
+        self._rng = random.Random(seed)
+        created = self._created_times(records, burst_fraction)
+        self._append(created)
+        self.order = array("q", range(records))
+        self.created_sorted = array("d", self.created)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _created_times(self, n: int, burst_fraction: float) -> list[float]:
+        """Sorted whole-second creation times; a fraction of them packed in bursts."""
+        rng = self._rng
+        span = max(1, int(self.span))
+        base = int(self.start)
+        n_burst = int(n * burst_fraction)
+        times = [base + int(rng.random() * span) for _ in range(n - n_burst)]
+        while n_burst > 0:
+            size = min(n_burst, rng.randint(5, 200))
+            times.extend([base + int(rng.random() * span)] * size)
+            n_burst -= size
+        times.sort()
+        return [float(t) for t in times]
+
+    def _append(self, created: Sequence[float]) -> list[int]:
+        """Append records with these creation times to the rid columns; return their rids."""
+        rng = self._rng
+        n = len(created)
+        first = len(self.created)
+        statuses = rng.choices(range(len(STATUSES)), _STATUS_WEIGHTS, k=n)
+        tasks = rng.choices(range(len(self.tasks)), _TASK_WEIGHTS, k=n)
+        templates = self.templates
+        rand = rng.random
+        getbits = rng.getrandbits
+        started_col: list[float] = []
+        updated_col: list[float] = []
+        duration_col: list[int] = []
+        template_col: list[int] = []
+        nan = math.nan
+        for i in range(n):
+            c = created[i]
+            st = statuses[i]
+            tmpl = getbits(8) % _N_TEMPLATES
+            if st == _ANSWERED:
+                dur = templates[tmpl].end + int(rand() * 90)
+            elif st == 9:  # INPROGRESS: still talking
+                dur = int(rand() * 30)
+            else:
+                dur = 0
+            if st in _NEVER_STARTED:
+                s = nan
+                u = c + 1.0
+            else:
+                s = c + float(int(rand() * rand() * 40))
+                u = s + dur + float(getbits(3))
+            started_col.append(s)
+            updated_col.append(u)
+            duration_col.append(dur)
+            template_col.append(tmpl)
+        self.created.extend(created)
+        self.started.extend(started_col)
+        self.updated.extend(updated_col)
+        self.duration.extend(duration_col)
+        self.status.extend(statuses)
+        self.task.extend(tasks)
+        self.template.extend(template_col)
+        self.phone.extend([79000000000 + getbits(30) % 1_000_000_000 for _ in range(n)])
+        self.hash.extend([getbits(64) for _ in range(n)])
+        return list(range(first, first + n))
+
+    def insert(
+        self,
+        n: int = 1,
+        *,
+        created: Sequence[datetime] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[str]:
+        """Add ``n`` new calls and return their ids (live data, as while a pull runs).
+
+        ``created`` gives their exact creation times (then ``n`` is ignored); otherwise they
+        are spread uniformly over ``[start, end)``, by default the data set's whole span.
+        Creation times are whole seconds.
+        """
+        if created is not None:
+            times = [float(int(d.timestamp())) for d in created]
+        else:
+            lo = start.timestamp() if start is not None else self.start
+            hi = end.timestamp() if end is not None else self.start + self.span
+            rand = self._rng.random
+            times = [float(int(lo + rand() * (hi - lo))) for _ in range(n)]
+        if not times:
+            return []
+        rids = self._append(times)
+        pairs = sorted(zip(times, rids, strict=True))
+        new_order = array("q")
+        new_created = array("d")
+        prev = 0
+        for t, rid in pairs:
+            pos = bisect_right(self.created_sorted, t, prev)
+            new_order.extend(self.order[prev:pos])
+            new_created.extend(self.created_sorted[prev:pos])
+            new_order.append(rid)
+            new_created.append(t)
+            prev = pos
+        new_order.extend(self.order[prev:])
+        new_created.extend(self.created_sorted[prev:])
+        self.order = new_order
+        self.created_sorted = new_created
+        self.version += 1
+        return [self.id_of(rid) for rid in rids]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+    @property
+    def count(self) -> int:
+        """How many records the data set holds."""
+        return len(self.created)
+
+    def ids(self) -> Iterator[str]:
+        """Every id, in ``createdAt`` order."""
+        id_of = self.id_of
+        for rid in self.order:
+            yield id_of(rid)
+
+    def id_of(self, rid: int) -> str:
+        """The UUID of record ``rid`` (version 4 shaped; its low 40 bits encode the rid)."""
+        hi = (self.hash[rid] & _UUID_HI_MASK) | 0x4000
+        x = ((rid ^ self._rid_mask) * _SCRAMBLE_MUL) & _M40
+        x ^= x >> 20
+        h = f"{hi:016x}{0x800000 | (hi >> 7 & 0x3FFFFF):06x}{x:010x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def rid_of(self, record_id: str) -> int | None:
+        """The rid of a record id, or ``None`` when no record has it."""
+        if len(record_id) != 36:
+            return None
+        try:
+            x = int(record_id[26:], 16)
+        except ValueError:
+            return None
+        x ^= x >> 20
+        rid = ((x * _SCRAMBLE_INV) & _M40) ^ self._rid_mask
+        if rid < len(self.created) and self.id_of(rid) == record_id.lower():
+            return rid
+        return None
+
+    def iso(self, ts: float) -> str:
+        """Render a timestamp as ISO 8601 with the data set's UTC offset (whole seconds)."""
+        minute, sec = divmod(int(ts) + self.tz_offset, 60)
+        prefix = self._minute_cache.get(minute)
+        if prefix is None:
+            if len(self._minute_cache) > 200_000:
+                self._minute_cache.clear()
+            days, sod = divmod(minute, 1440)
+            h, m = divmod(sod, 60)
+            prefix = f"{date.fromordinal(719163 + days).isoformat()}T{h:02d}:{m:02d}:"
+            self._minute_cache[minute] = prefix
+        return prefix + self._seconds[sec]
+
+    def external_id(self, rid: int) -> str:
+        """The CRM id of record ``rid``."""
+        return f"crm-{self.hash[rid] % 999_999_937:09d}"
+
+    def record(self, rid: int) -> dict[str, Any]:
+        """The full record ``rid`` (all 29 fields). Nested values are shared: do not mutate."""
+        h = self.hash[rid] >> 17
+        st = self.status[rid]
+        task = self.tasks[self.task[rid]]
+        dur = self.duration[rid]
+        answered = st == _ANSWERED
+        record_id = self.id_of(rid)
+        region, tz = _REGIONS[h % len(_REGIONS)]
+        started = self.started[rid]
+        created_at = self.iso(self.created[rid])
+        if answered:
+            tmpl = self.templates[self.template[rid]]
+            # The time beyond the scripted dialogue went to an operator, for some calls.
+            operator = dur - tmpl.end if h >> 8 & 15 == 0 else 0
+            transferred = operator > 0
+            messages: list[dict[str, Any]] = tmpl.messages
+            as_string = tmpl.as_string
+            results: list[dict[str, str]] = tmpl.dialog_results
+            markers: list[str] = tmpl.markers
+            nps = tmpl.nps
+            price = f"{math.ceil(dur / 60) * task.rate_cents / 100:.2f}"
+            responder: str | None = "human" if h >> 20 & 7 else "answering_machine"
+            record_path: str | None = f"records/{created_at[:10]}/{record_id}.mp3"
+        else:
+            transferred = False
+            operator = 0
+            messages = []
+            as_string = ""
+            results = []
+            markers = []
+            nps = None
+            price = "0.00"
+            responder = None
+            record_path = None
+        return {
+            "id": record_id,
+            "phone": str(self.phone[rid]),
+            "duration": dur,
+            "taskId": task.id,
+            "taskName": task.name,
+            "botId": task.bot_id,
+            "botName": task.bot_name,
+            "regionId": region,
+            "timezone": tz,
+            "status": STATUSES[st],
+            "shortNumber": task.short_numbers[h >> 24 & 1],
+            "transferredToOperator": transferred,
+            "linkToLog": f"https://analyse.twin24.ai/calls/{record_id}/log",
+            "createdAt": created_at,
+            "updatedAt": self.iso(self.updated[rid]),
+            "startedAt": None if started != started else self.iso(started),
+            "price": price,
+            "messages": messages,
+            "messagesAsString": as_string,
+            "additional": {"attempt": (h >> 28) % 3 + 1, "source": "crm"},
+            "externalId": self.external_id(rid),
+            "dialogResults": results,
+            "responder": responder,
+            "nps": nps,
+            "isFinished": st not in _NOT_FINISHED,
+            "recordPath": record_path,
+            "operatorDuration": operator,
+            "botDuration": dur - operator,
+            "markers": markers,
+        }
+
+    def window(self, lo: float | None, hi: float | None) -> tuple[int, int]:
+        """Positions ``[a, b)`` in ``order`` of the records with ``lo <= createdAt < hi``."""
+        a = 0 if lo is None else bisect_left(self.created_sorted, lo)
+        b = len(self.order) if hi is None else bisect_left(self.created_sorted, hi)
+        return a, max(a, b)
+
+    def end(self) -> datetime:
+        """The end of the generated span (exclusive)."""
+        return datetime.fromtimestamp(self.start + self.span).astimezone()

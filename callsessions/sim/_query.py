@@ -1,0 +1,475 @@
+"""Wire parameters of the search endpoint: parsing, validation, and evaluation on a Dataset.
+
+Parsing is strict where API.md is specific (400 with ``{"error", "details"}``) and lenient
+where the reference page and the platform disagree or say nothing:
+
+* ``fields`` absent means every field (the reference page calls it required);
+* unknown parameters are ignored;
+* whitespace around ``sort`` keys is stripped, so an unencoded ``+`` (decoded as a space)
+  still means ascending; ``from``/``to`` are *not* repaired: an unencoded ``+00:00`` arrives
+  as `` 00:00`` and is rejected, as the reference page warns ("need encode url").
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._data import FIELDS, SORT_FIELDS, STATUS_INDEX, STATUSES, Dataset
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EXPORT_FORMATS",
+    "MAX_LIMIT",
+    "ParamError",
+    "Query",
+    "QueryEngine",
+    "Result",
+    "parse_query",
+]
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+DATE_FIELDS = ("createdAt", "updatedAt", "startedAt")
+EXPORT_FORMATS = ("CSV", "CSV_EXCEL", "XLSX", "JSON")
+_UINT = re.compile(r"[0-9]+\Z")
+_INT = re.compile(r"-?[0-9]+\Z")
+_FIELD_SET = frozenset(FIELDS)
+
+
+class ParamError(ValueError):
+    """Invalid input: answered with 400 and ``{"error": message, "details": details}``."""
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+@attrs.frozen
+class Query:
+    """One search request, parsed. ``filter_key`` and ``sort`` identify its result set."""
+
+    fields: tuple[str, ...]
+    limit: int
+    offset: int
+    date_field: str
+    start: float | None
+    end: float | None
+    statuses: frozenset[int] | None
+    phone: str | None
+    task_id: str | None
+    record_id: str | None
+    company_id: int | None
+    keyword: str | None
+    sort: tuple[tuple[str, bool], ...]  # (field, descending)
+    format: str | None
+    filename: str
+    zip: bool
+
+    @property
+    def filter_key(self) -> tuple[Any, ...]:
+        """Everything that decides which records match (not their order, not the page)."""
+        return (
+            self.date_field,
+            self.start,
+            self.end,
+            self.statuses,
+            self.phone,
+            self.task_id,
+            self.record_id,
+            self.company_id,
+            self.keyword,
+        )
+
+
+def _uint(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not _UINT.match(raw):
+        raise ParamError(
+            f"Invalid parameter '{name}': must be a non-negative integer.",
+            {name: raw},
+        )
+    return int(raw)
+
+
+def _datetime(params: Mapping[str, str], name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ParamError(
+            f"Invalid parameter '{name}': expected an ISO 8601 date-time with a UTC offset, "
+            "for example 2018-05-27T21:30:54+00:00 (URL-encoded).",
+            {name: raw},
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ParamError(
+            f"Invalid parameter '{name}': the date-time has no UTC offset.", {name: raw}
+        )
+    return value.timestamp()
+
+
+def _comma_list(raw: str, name: str, allowed: tuple[str, ...] | None) -> list[str]:
+    items = raw.split(",")
+    if any(item == "" for item in items):
+        raise ParamError(f"Invalid parameter '{name}': empty item in the list.", {name: raw})
+    if allowed is not None:
+        allowed_set = set(allowed)
+        unknown = [item for item in items if item not in allowed_set]
+        if unknown:
+            raise ParamError(
+                f"Invalid parameter '{name}': unknown value(s) {', '.join(unknown)}.",
+                {name: raw, "allowed": list(allowed)},
+            )
+    return list(dict.fromkeys(items))
+
+
+def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None) -> Query:
+    """Validate wire parameters; raise :class:`ParamError` on invalid input.
+
+    ``offset_ceiling`` (the search index's result window) applies to list requests only:
+    ``offset + limit`` above it is refused.
+    """
+    raw_fields = params.get("fields")
+    fields = FIELDS if raw_fields is None else tuple(_comma_list(raw_fields, "fields", FIELDS))
+
+    limit = _uint(params, "limit")
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    elif not 1 <= limit <= MAX_LIMIT:
+        raise ParamError(
+            f"Invalid parameter 'limit': must be between 1 and {MAX_LIMIT}.",
+            {"limit": params["limit"]},
+        )
+    offset = _uint(params, "offset")
+    page = _uint(params, "page")
+    if offset is not None and page is not None:
+        raise ParamError(
+            "Use either 'offset' or 'page', not both.",
+            {"offset": params["offset"], "page": params["page"]},
+        )
+    if page is not None:
+        offset = page * limit
+    offset = offset or 0
+
+    date_field = params.get("dateField") or "createdAt"
+    if date_field not in DATE_FIELDS:
+        raise ParamError(
+            "Invalid parameter 'dateField'.",
+            {"dateField": date_field, "allowed": list(DATE_FIELDS)},
+        )
+    start = _datetime(params, "from")
+    end = _datetime(params, "to")
+
+    statuses: frozenset[int] | None = None
+    if "status" in params:
+        names = _comma_list(params["status"], "status", STATUSES)
+        statuses = frozenset(STATUS_INDEX[name] for name in names)
+
+    company_id: int | None = None
+    raw_company = params.get("companyId")
+    if raw_company:
+        if not _INT.match(raw_company):
+            raise ParamError(
+                "Invalid parameter 'companyId': must be an integer.", {"companyId": raw_company}
+            )
+        company_id = int(raw_company)
+
+    sort: list[tuple[str, bool]] = []
+    raw_sort = params.get("sort")
+    if raw_sort:
+        seen: set[str] = set()
+        for item in raw_sort.split(","):
+            key = item.strip()
+            descending = key.startswith("-")
+            key = key.lstrip("+-").strip()
+            if key not in SORT_FIELDS:
+                raise ParamError(
+                    f"Invalid parameter 'sort': unknown sort field '{item}'.",
+                    {"sort": raw_sort, "allowed": list(SORT_FIELDS)},
+                )
+            if key not in seen:
+                seen.add(key)
+                sort.append((key, descending))
+    if not sort:
+        sort = [("createdAt", False)]
+
+    fmt = params.get("format") or None
+    if fmt is not None and fmt not in EXPORT_FORMATS:
+        raise ParamError(
+            "Invalid parameter 'format'.", {"format": fmt, "allowed": list(EXPORT_FORMATS)}
+        )
+    filename = params.get("filename") or "calls"
+    if any(c in filename for c in '/\\"\r\n') or filename in (".", ".."):
+        raise ParamError("Invalid parameter 'filename'.", {"filename": filename})
+    raw_zip = params.get("zip", "false").lower()
+    if raw_zip not in ("true", "false", "1", "0"):
+        raise ParamError("Invalid parameter 'zip': must be true or false.", {"zip": raw_zip})
+
+    if fmt is None and offset_ceiling is not None and offset + limit > offset_ceiling:
+        raise ParamError(
+            "Result window is too large",
+            {"offset": offset, "limit": limit, "max": offset_ceiling},
+        )
+
+    def _text(name: str) -> str | None:
+        value = params.get(name)
+        return value if value else None
+
+    keyword = _text("keyword")
+    return Query(
+        fields=fields,
+        limit=limit,
+        offset=offset,
+        date_field=date_field,
+        start=start,
+        end=end,
+        statuses=statuses,
+        phone=_text("phone"),
+        task_id=_text("taskId"),
+        record_id=_text("id"),
+        company_id=company_id,
+        keyword=keyword.lower() if keyword else None,
+        sort=tuple(sort),
+        format=fmt,
+        filename=filename,
+        zip=raw_zip in ("true", "1"),
+    )
+
+
+SortKey = Callable[[int], tuple[Any, ...]]
+
+
+class Result:
+    """The records matching a query, in sort order: ``count`` and ``rids(start, stop)``.
+
+    Either a slice of the data set's ``createdAt`` order (no materialised list), or an
+    explicit array of rids.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: SortKey,
+        base: array[int],
+        lo: int,
+        hi: int,
+        reverse: bool,
+    ) -> None:
+        self.key = key
+        self._base = base
+        self._lo = lo
+        self._hi = hi
+        self._reverse = reverse
+        self.count = hi - lo
+
+    def rid_at(self, pos: int) -> int:
+        """The rid at position ``pos`` (0-based) of the ordered result."""
+        if self._reverse:
+            return self._base[self._hi - 1 - pos]
+        return self._base[self._lo + pos]
+
+    def rids(self, start: int, stop: int) -> list[int]:
+        """The rids at positions ``[start, stop)`` of the ordered result."""
+        start = max(0, min(start, self.count))
+        stop = max(start, min(stop, self.count))
+        if self._reverse:
+            a = self._hi - stop
+            b = self._hi - start
+            return self._base[a:b].tolist()[::-1]
+        return self._base[self._lo + start : self._lo + stop].tolist()
+
+    def shuffled_rids(self, start: int, stop: int, rng: random.Random) -> list[int]:
+        """Like :meth:`rids`, as if every group of equal sort keys were shuffled anew.
+
+        Only the groups that overlap the page are touched; the page's share of a large group
+        is a random sample of it, which is what a full shuffle would put there.
+        """
+        start = max(0, min(start, self.count))
+        stop = max(start, min(stop, self.count))
+        out: list[int] = []
+        key = self.key
+        positions = range(self.count)
+
+        def pos_key(pos: int) -> tuple[Any, ...]:
+            return key(self.rid_at(pos))
+
+        pos = start
+        while pos < stop:
+            k = pos_key(pos)
+            group_start = bisect_left(positions, k, 0, pos + 1, key=pos_key)
+            group_end = bisect_right(positions, k, pos, self.count, key=pos_key)
+            take_to = min(stop, group_end)
+            size = group_end - group_start
+            chosen = rng.sample(range(size), take_to - pos) if size > 1 else [0]
+            out.extend(self.rid_at(group_start + c) for c in chosen)
+            pos = take_to
+        return out
+
+
+class QueryEngine:
+    """Evaluates queries on a Dataset, caching result sets per (filter, sort).
+
+    The cache is dropped whenever the data set's ``version`` changes (an insert).
+    """
+
+    def __init__(self, dataset: Dataset, cache_size: int = 32) -> None:
+        self.dataset = dataset
+        self._cache: OrderedDict[tuple[Any, ...], array[int]] = OrderedDict()
+        self._cache_version = dataset.version
+        self._cache_size = cache_size
+
+    def sort_key(self, sort: tuple[tuple[str, bool], ...]) -> SortKey:
+        """A key function on rids, non-decreasing along the result's order.
+
+        Missing values (a null ``startedAt``) sort last in both directions.
+        """
+        ds = self.dataset
+        columns: dict[str, array[float] | array[int]] = {
+            "createdAt": ds.created,
+            "updatedAt": ds.updated,
+            "startedAt": ds.started,
+            "duration": ds.duration,
+        }
+        parts = [(columns[name], -1.0 if desc else 1.0) for name, desc in sort]
+
+        def key(rid: int) -> tuple[Any, ...]:
+            out: list[Any] = []
+            for column, sign in parts:
+                v = column[rid]
+                if v != v:  # NaN: null
+                    out.append((1, 0.0))
+                else:
+                    out.append((0, sign * v))
+            return tuple(out)
+
+        return key
+
+    def evaluate(self, query: Query) -> Result:
+        """The ordered result set of ``query`` (paging is not applied)."""
+        ds = self.dataset
+        key = self.sort_key(query.sort)
+        fk = query.filter_key
+        only_created_window = fk[0] == "createdAt" and all(v is None for v in fk[3:])
+        if only_created_window and query.sort[0][0] == "createdAt" and len(query.sort) == 1:
+            lo, hi = ds.window(query.start, query.end)
+            return Result(key=key, base=ds.order, lo=lo, hi=hi, reverse=query.sort[0][1])
+        rids = self._sorted(query, key)
+        return Result(key=key, base=rids, lo=0, hi=len(rids), reverse=False)
+
+    def _lookup(self, cache_key: tuple[Any, ...]) -> array[int] | None:
+        if self._cache_version != self.dataset.version:
+            self._cache.clear()
+            self._cache_version = self.dataset.version
+        found = self._cache.get(cache_key)
+        if found is not None:
+            self._cache.move_to_end(cache_key)
+        return found
+
+    def _store(self, cache_key: tuple[Any, ...], value: array[int]) -> None:
+        self._cache[cache_key] = value
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _sorted(self, query: Query, key: SortKey) -> array[int]:
+        cache_key = ("sorted", query.filter_key, query.sort)
+        found = self._lookup(cache_key)
+        if found is not None:
+            return found
+        matched = self._matching(query)
+        if query.sort == (("createdAt", False),):
+            result = matched
+        else:
+            result = array("q", sorted(matched, key=key))
+        self._store(cache_key, result)
+        return result
+
+    def _matching(self, query: Query) -> array[int]:
+        """Matching rids in createdAt order."""
+        cache_key = ("match", query.filter_key)
+        found = self._lookup(cache_key)
+        if found is not None:
+            return found
+        ds = self.dataset
+        if query.date_field == "createdAt":
+            lo, hi = ds.window(query.start, query.end)
+            rids: list[int] | array[int] = ds.order[lo:hi]
+        else:
+            rids = ds.order
+            column = ds.updated if query.date_field == "updatedAt" else ds.started
+            a = query.start
+            b = query.end
+            if a is not None and b is not None:
+                rids = [r for r in rids if a <= column[r] < b]
+            elif a is not None:
+                rids = [r for r in rids if a <= column[r]]
+            elif b is not None:
+                rids = [r for r in rids if column[r] < b]
+        if query.record_id is not None:
+            wanted = ds.rid_of(query.record_id)
+            rids = [r for r in rids if r == wanted]
+        if query.statuses is not None:
+            status = ds.status
+            wanted_statuses = query.statuses
+            rids = [r for r in rids if status[r] in wanted_statuses]
+        if query.task_id is not None or query.company_id is not None:
+            tasks = {
+                i
+                for i, task in enumerate(ds.tasks)
+                if (query.task_id is None or task.id == query.task_id)
+                and (query.company_id is None or task.company_id == query.company_id)
+            }
+            task_col = ds.task
+            rids = [r for r in rids if task_col[r] in tasks]
+        if query.phone is not None:
+            digits = query.phone.lstrip("+")
+            phone_col = ds.phone
+            wanted_phone = int(digits) if digits.isdigit() and digits.isascii() else -1
+            rids = [r for r in rids if phone_col[r] == wanted_phone]
+        if query.keyword is not None:
+            rids = self._keyword(rids, query.keyword)
+        result = rids if isinstance(rids, array) else array("q", rids)
+        self._store(cache_key, result)
+        return result
+
+    def _keyword(self, rids: list[int] | array[int], keyword: str) -> list[int]:
+        """Case-insensitive substring over phone, taskName, botName, messagesAsString,
+        externalId and id."""
+        ds = self.dataset
+        task_hit = {
+            i
+            for i, task in enumerate(ds.tasks)
+            if keyword in task.name.lower() or keyword in task.bot_name.lower()
+        }
+        template_hit = {
+            i for i, tmpl in enumerate(ds.templates) if keyword in tmpl.as_string.lower()
+        }
+        answered = STATUS_INDEX["ANSWERED"]
+        check_phone = keyword.isdigit()
+        check_external = set(keyword) <= set("crm-0123456789")
+        check_id = set(keyword) <= set("0123456789abcdef-")
+        task_col, tmpl_col, status_col, phone_col = ds.task, ds.template, ds.status, ds.phone
+        out: list[int] = []
+        for r in rids:
+            if (
+                task_col[r] in task_hit
+                or (status_col[r] == answered and tmpl_col[r] in template_hit)
+                or (check_phone and keyword in str(phone_col[r]))
+                or (check_external and keyword in ds.external_id(r))
+                or (check_id and keyword in ds.id_of(r))
+            ):
+                out.append(r)
+        return out
