@@ -313,6 +313,7 @@ async def _export(
         query.format,
         zipped=query.zip,
         filename=query.filename,
+        total=result.count,
     )
     for chunk in chunks:
         if not chunk:

@@ -155,9 +155,10 @@ _XLSX_STATIC = {
 }
 
 
-def _sheet_rows(batches: Batches, fields: tuple[str, ...]) -> Iterator[str]:
+def _sheet_rows(batches: Batches, fields: tuple[str, ...], total: int | None) -> Iterator[str]:
     letters = _column_letters(len(fields))
-    yield _XML_HEAD + f'<worksheet xmlns="{_NS_MAIN}"><sheetData>'
+    dimension = "" if total is None else f'<dimension ref="A1:{letters[-1]}{total + 1}"/>'
+    yield _XML_HEAD + f'<worksheet xmlns="{_NS_MAIN}">{dimension}<sheetData>'
     header = "".join(
         f'<c r="{col}1" t="inlineStr"><is><t>{_xml_text(name)}</t></is></c>'
         for col, name in zip(letters, fields, strict=True)
@@ -189,31 +190,42 @@ def _sheet_rows(batches: Batches, fields: tuple[str, ...]) -> Iterator[str]:
     yield "</sheetData></worksheet>"
 
 
-def _xlsx_into(out: Any, batches: Batches, fields: tuple[str, ...]) -> Iterator[None]:
+def _xlsx_into(
+    out: Any, batches: Batches, fields: tuple[str, ...], total: int | None
+) -> Iterator[None]:
     """Write a workbook into the file-like ``out``; yield after each batch."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as book:
         for name, text in _XLSX_STATIC.items():
             book.writestr(name, text)
         with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            for piece in _sheet_rows(batches, fields):
+            for piece in _sheet_rows(batches, fields, total):
                 sheet.write(piece.encode("utf-8"))
                 yield None
 
 
 def export_chunks(
-    batches: Batches, fields: tuple[str, ...], fmt: str, *, zipped: bool, filename: str
+    batches: Batches,
+    fields: tuple[str, ...],
+    fmt: str,
+    *,
+    zipped: bool,
+    filename: str,
+    total: int | None = None,
 ) -> Generator[bytes, None, None]:
-    """The bytes of a download, chunk by chunk (about one chunk per batch of records)."""
+    """The bytes of a download, chunk by chunk (about one chunk per batch of records).
+
+    ``total``, the number of records when known, lets the workbook declare its dimension.
+    """
     sink = _Sink()
     if fmt == "XLSX":
         if zipped:
             with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as outer:
                 name = download_name(fmt, filename, False)
                 with outer.open(name, "w", force_zip64=True) as entry:
-                    for _ in _xlsx_into(entry, batches, fields):
+                    for _ in _xlsx_into(entry, batches, fields, total):
                         yield sink.drain()
         else:
-            for _ in _xlsx_into(sink, batches, fields):
+            for _ in _xlsx_into(sink, batches, fields, total):
                 yield sink.drain()
         yield sink.drain()
         return
