@@ -115,17 +115,21 @@ class SimState:
     def faults(self, faults: FaultConfig) -> None:
         self.fault_engine.set(faults)
 
-    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
-        """Replace the faults (``FaultConfig``), or change some of them by name.
+    def set_faults(self, faults: FaultConfig | None = None, **fields: Any) -> FaultConfig:
+        """Replace the faults: with ``faults``, or a ``FaultConfig(**fields)``.
 
-        ``set_faults()`` with no arguments turns every fault off. Returns the new faults.
+        ``set_faults()`` turns every fault off. Returns the faults now in force.
         """
         if faults is None:
-            faults = attrs.evolve(self.faults, **changes) if changes else FaultConfig()
-        elif changes:
-            faults = attrs.evolve(faults, **changes)
+            faults = FaultConfig(**fields)
+        elif fields:
+            faults = attrs.evolve(faults, **fields)
         self.fault_engine.set(faults)
         return faults
+
+    def update_faults(self, **changes: Any) -> FaultConfig:
+        """Change some of the faults in force by name, keeping the others."""
+        return self.set_faults(attrs.evolve(self.faults, **changes))
 
     @property
     def token(self) -> str:

@@ -128,9 +128,13 @@ class SimServer:
     def faults(self, faults: FaultConfig) -> None:
         self.state.faults = faults
 
-    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
-        """Replace the faults or change some by name; no arguments turns them all off."""
-        return self.state.set_faults(faults, **changes)
+    def set_faults(self, faults: FaultConfig | None = None, **fields: Any) -> FaultConfig:
+        """Replace the faults (``faults``, or ``FaultConfig(**fields)``); no arguments: none."""
+        return self.state.set_faults(faults, **fields)
+
+    def update_faults(self, **changes: Any) -> FaultConfig:
+        """Change some of the faults in force by name, keeping the others."""
+        return self.state.update_faults(**changes)
 
     @property
     def latency(self) -> float:
