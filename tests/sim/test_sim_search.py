@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,7 +227,7 @@ async def test_sort(sim: SimServer, search: Any, sort: str) -> None:
         v = item[name]
         return v if name == "duration" else ts(v)
 
-    for a, b in zip(items, items[1:], strict=False):
+    for a, b in itertools.pairwise(items):
         for name, desc in keys:
             if a[name] is None or b[name] is None:
                 assert b[name] is None  # nulls last
