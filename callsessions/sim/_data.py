@@ -176,6 +176,7 @@ _HUMAN_LINES = (
 _RESULT_NAMES = ("interest", "confirmed", "callback", "nps_given", "operator_requested")
 _MARKERS = ("positive", "negative", "callback", "autoanswer", "operator", "silence")
 _N_TEMPLATES = 48
+_CHUNK = 65_536
 
 
 class _Template:
@@ -282,13 +283,15 @@ class Dataset:
 
         self._rng = random.Random(seed)
         created = self._created_times(records, burst_fraction)
-        self._append(created)
+        for chunk in range(0, records, _CHUNK):  # chunks keep the transient lists small
+            self._append(created[chunk : chunk + _CHUNK])
+        del created
         self.order = array("q", range(records))
         self.created_sorted = array("d", self.created)
 
     # -- generation ----------------------------------------------------------------------
 
-    def _created_times(self, n: int, burst_fraction: float) -> list[float]:
+    def _created_times(self, n: int, burst_fraction: float) -> array[float]:
         """Sorted whole-second creation times; a fraction of them packed in bursts."""
         rng = self._rng
         span = max(1, int(self.span))
@@ -300,7 +303,7 @@ class Dataset:
             times.extend([base + int(rng.random() * span)] * size)
             n_burst -= size
         times.sort()
-        return [float(t) for t in times]
+        return array("d", times)
 
     def _append(self, created: Sequence[float]) -> list[int]:
         """Append records with these creation times to the rid columns; return their rids."""

@@ -12,6 +12,7 @@ where the reference page and the platform disagree or say nothing:
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from array import array
@@ -253,6 +254,14 @@ def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None)
 SortKey = Callable[[int], tuple[Any, ...]]
 
 
+def _null_filled(column: array[float], fill: float) -> Callable[[int], float]:
+    def key(rid: int) -> float:
+        v = column[rid]
+        return v if v == v else fill
+
+    return key
+
+
 class Result:
     """The records matching a query, in sort order: ``count`` and ``rids(start, stop)``.
 
@@ -393,9 +402,23 @@ class QueryEngine:
         if query.sort == (("createdAt", False),):
             result = matched
         else:
-            result = array("q", sorted(matched, key=key))
+            result = array("q", self._sort(matched, query.sort))
         self._store(cache_key, result)
         return result
+
+    def _sort(self, rids: array[int], sort: tuple[tuple[str, bool], ...]) -> list[int]:
+        """Sort rids (given in createdAt order) by ``sort``: one stable pass per key, last
+        key first, so ties keep createdAt order; the same order as :meth:`sort_key`."""
+        ds = self.dataset
+        out = rids.tolist()
+        for name, desc in reversed(sort):
+            if name == "startedAt":
+                fill = -math.inf if desc else math.inf  # nulls last either way
+                out.sort(key=_null_filled(ds.started, fill), reverse=desc)
+            else:
+                column = {"createdAt": ds.created, "updatedAt": ds.updated}.get(name, ds.duration)
+                out.sort(key=column.__getitem__, reverse=desc)
+        return out
 
     def _matching(self, query: Query) -> array[int]:
         """Matching rids in createdAt order."""

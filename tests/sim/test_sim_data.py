@@ -129,3 +129,16 @@ def test_200k_records_generate_quickly() -> None:
     assert len(ds) == 200_000
     assert elapsed < 20  # a sanity bound, not a benchmark (about 0.4 s on a laptop)
     assert ds.record(199_999)["id"] == ds.id_of(199_999)
+
+
+@pytest.mark.parametrize(
+    "sort", ["-duration", "startedAt", "-startedAt,duration", "-updatedAt,-duration,startedAt"]
+)
+def test_fast_sort_matches_the_reference_key(sort: str) -> None:
+    from callsessions.sim._query import QueryEngine, parse_query
+
+    ds = Dataset(20_000, seed=2)
+    engine = QueryEngine(ds)
+    query = parse_query({"sort": sort})
+    result = engine.evaluate(query)
+    assert result.rids(0, result.count) == sorted(ds.order, key=engine.sort_key(query.sort))
