@@ -46,7 +46,7 @@ from ._protocol import (
     parse_page,
 )
 from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
-from ._query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, SessionQuery, WireNames
+from ._query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, SORT_KEYS, SessionQuery, WireNames
 from ._retry import RetryBudget, RetryPolicy
 from ._transport import AiohttpTransport, Transport
 
@@ -313,7 +313,11 @@ class CallSessionsClient:
             )
         date_key = query.effective_date_field.value
         if not query.sort:
-            sort: tuple[str, ...] = ("+" + date_key,)
+            # The date column first; the other sort keys only break its ties, so that pages
+            # of a window follow one order even where many calls share a second.
+            sort: tuple[str, ...] = tuple(
+                "+" + k for k in (date_key, *(k for k in SORT_KEYS if k != date_key))
+            )
         elif query.sort[0] == "+" + date_key:
             sort = query.sort
         else:

@@ -33,7 +33,10 @@ def _status(value: Any, _: Any) -> Any:
     # A dict lookup, not CallStatus(value): faster, and unknown values survive as strings.
     if value is None:
         return None
-    return _STATUS_BY_VALUE.get(value, value)
+    try:
+        return _STATUS_BY_VALUE.get(value, value)
+    except TypeError:  # unhashable (a list, an object): kept as it came
+        return value
 
 
 def _datetime(value: Any, _: Any) -> Any:
@@ -66,13 +69,32 @@ def _int(value: Any, _: Any) -> Any:
     if value is None or type(value) is int:
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # "--5", "²": isdigit() says yes, int() says no
+            return _keep(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return _keep(value)
 
 
 def _passthrough(value: Any, _: Any) -> Any:
+    return value
+
+
+# Unstructure hooks are chosen by the attribute's declared type, so they must also accept
+# the odd values the structure hooks kept as they came (a date that did not parse...).
+
+
+def _datetime_out(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _decimal_out(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _as_is(value: Any) -> Any:
     return value
 
 
@@ -111,8 +133,16 @@ def make_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(CallSession, structure)
 
-    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
-    conv.register_unstructure_hook(Decimal, str)
+    out_hooks: list[tuple[Any, Callable[[Any], Any]]] = [
+        (datetime, _datetime_out),
+        (datetime | None, _datetime_out),
+        (Decimal, _decimal_out),
+        (Decimal | None, _decimal_out),
+        (list[dict[str, JSON]] | None, _as_is),
+        (dict[str, JSON] | None, _as_is),
+    ]
+    for tp, out_hook in out_hooks:
+        conv.register_unstructure_hook(tp, out_hook)
     base_unstructure = make_dict_unstructure_fn(
         CallSession,
         conv,

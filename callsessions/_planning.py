@@ -173,9 +173,11 @@ def split_window(window: Window, count: int, settings: PullSettings) -> list[Win
     points = split_times(window.start, window.end, parts, settings.resolution)
     if len(points) <= 2:
         return [window]
-    per = count / (len(points) - 1)
+    n = len(points) - 1
+    share, rest = divmod(count, n)
     return [
-        Window(a, b, count=math.ceil(per), estimated=True) for a, b in itertools.pairwise(points)
+        Window(a, b, count=share + (1 if k < rest else 0), estimated=True)
+        for k, (a, b) in enumerate(itertools.pairwise(points))
     ]
 
 

@@ -251,11 +251,17 @@ class PullEngine(Generic[T]):
         # Pages waiting in order: enough to keep every place of the limiter busy while the
         # caller works on the oldest, and no more (this is what bounds memory).
         self.depth = 2 * concurrency + 2
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     # -- producer ---------------------------------------------------------------------
 
     def _spawn(self, window: Window, offset: int, limit: int) -> asyncio.Task[Page[T]]:
-        return asyncio.ensure_future(self.fetch(window, offset, limit))
+        task = asyncio.ensure_future(self.fetch(window, offset, limit))
+        # Every request task is tracked until done, so that leaving early can cancel and
+        # reap all of them, also one the producer holds while the queue is full.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _produce(self, queue: asyncio.Queue[Any], indexes: Iterable[int]) -> None:
         P = self.settings.page_size
@@ -387,7 +393,9 @@ class PullEngine(Generic[T]):
                 self.summary.records += len(fresh)
                 self.summary.pages += 1
                 if page.count is not None:
-                    count = page.count
+                    # The largest count seen: pages complete out of order, and with records
+                    # inserted meanwhile only the newest count covers every id gathered.
+                    count = page.count if count is None else max(count, page.count)
                 if held is not None:
                     self.summary.elapsed = time.monotonic() - started
                     yield held
@@ -404,12 +412,13 @@ class PullEngine(Generic[T]):
                 )
         finally:
             producer.cancel()
-            pending: list[Any] = [producer]
+            pending: list[Any] = [producer, *self._tasks]
             while not queue.empty():
                 left = queue.get_nowait()
                 if isinstance(left, asyncio.Future):
-                    left.cancel()
                     pending.append(left)
+            for fut in pending:
+                fut.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _verify(self, window: Window, seen: set[Any], count: int | None) -> list[T]:
@@ -425,7 +434,7 @@ class PullEngine(Generic[T]):
             self.summary.rewalks += 1
             log.info("window %s: %d of %d ids, walking it again", window, len(seen), count)
             first = await self.fetch(window, 0, P)
-            count = first.count if first.count is not None else count
+            count = max(count, first.count or 0)
             rest = page_offsets(count, P, self.settings.capacity, P)
             pages = [first, *await asyncio.gather(*(self.fetch(window, o, n) for o, n in rest))]
             for page in pages:

@@ -305,7 +305,7 @@ def _check_text(name: str, value: object) -> None:
         raise InvalidQueryError(name, value, "must be a string")
     if not value.strip():
         raise InvalidQueryError(name, value, "must not be empty")
-    if any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):  # C0, DEL and C1
         raise InvalidQueryError(name, value, "must not contain control characters")
 
 

@@ -80,9 +80,12 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._max_connections = max_connections
+        self._closed = False
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
+        if self._closed:
+            raise TransportError("the client is closed")
+        if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
@@ -144,6 +147,7 @@ class AiohttpTransport:
             raise mapped from None
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
