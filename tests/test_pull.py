@@ -291,10 +291,14 @@ async def test_plain_break_without_context_manager_cleans_up(sim: SimServer) -> 
 async def test_exception_in_loop_body_cleans_up(sim: SimServer) -> None:
     async with client_for(sim) as client:
         stream = client.sessions(range_query())
-        with pytest.raises(RuntimeError, match="caller failed"):
+
+        async def body() -> None:
             async with stream:
                 async for _ in stream:
                     raise RuntimeError("caller failed")
+
+        with pytest.raises(RuntimeError, match="caller failed"):
+            await body()
         others = client_tasks()
         assert others == []
 
@@ -303,14 +307,15 @@ async def test_cancelling_the_pulling_task_cleans_up(sim: SimServer) -> None:
     sim.latency = 0.05
     got: list[CallSession] = []
     async with client_for(sim) as client:
+        started = asyncio.Event()
 
         async def consume() -> None:
             async for s in client.sessions(range_query()):
                 got.append(s)
+                started.set()
 
         task = asyncio.create_task(consume())
-        while not got:
-            await asyncio.sleep(0.01)
+        await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
