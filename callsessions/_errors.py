@@ -51,6 +51,18 @@ __all__ = [
 class CallSessionsError(Exception):
     """Base class of every error raised by callsessions."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (arq, Celery, ProcessPool): pickle and copy them
+        # by their attributes, since their __init__ signatures differ from ``self.args``.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[CallSessionsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
 
 class InvalidQueryError(CallSessionsError, ValueError):
     """A query parameter or a setting is invalid; raised before any request is sent.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -164,6 +165,9 @@ def error_from_response(
     if status == 404:
         return NotFoundError(status, **kwargs)
     if status == 429:
+        if now is None:
+            # An HTTP-date Retry-After is relative to the server's clock, not ours.
+            now = _server_time(response.headers.get("date"))
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
         return RateLimitedError(status, retry_after=retry_after, **kwargs)
     if status >= 500:
@@ -171,8 +175,22 @@ def error_from_response(
     return APIError(status, **kwargs)
 
 
+def _server_time(value: str | None) -> float | None:
+    """The response's ``Date`` header as a timestamp, or None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None if absent/bad."""
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None if absent/bad.
+
+    A date in the past means 0; a negative or non-finite number is not a valid header (None).
+    """
     if value is None:
         return None
     value = value.strip()
@@ -185,10 +203,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         if when.tzinfo is None:
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if not math.isfinite(seconds) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
 
 
 def jwt_expiry(token: str) -> float | None:
