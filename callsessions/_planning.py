@@ -147,21 +147,20 @@ def split_times(
     step = (end - start) / parts
     points = [start]
     for i in range(1, parts):
-        raw = start + step * i
-        cut = _floor_to(raw, resolution, start)
-        if points[-1] < cut < end:
+        cut = _floor_to(start + step * i, resolution)
+        if cut <= points[-1]:
+            cut = _floor_to(points[-1], resolution) + resolution
+        if cut < end:
             points.append(cut)
     points.append(end)
     return points
 
 
-def _floor_to(moment: datetime, resolution: timedelta, origin: datetime) -> datetime:
-    """Round ``moment`` down to a whole multiple of ``resolution`` in epoch time (so cuts fall
-    on whole seconds, as the API's example timestamps do), never before ``origin``."""
+def _floor_to(moment: datetime, resolution: timedelta) -> datetime:
+    """Round ``moment`` down to a whole multiple of ``resolution`` in epoch time, so that cuts
+    fall on whole seconds, as the API's example timestamps do."""
     epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    steps = (moment - epoch) // resolution
-    cut = epoch + steps * resolution
-    return cut if cut > origin else moment
+    return epoch + ((moment - epoch) // resolution) * resolution
 
 
 def split_window(window: Window, count: int, settings: PullSettings) -> list[Window]:
