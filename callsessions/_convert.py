@@ -1,7 +1,7 @@
 """The one cattrs converter factory: wire dicts <-> records.
 
-Built for bulk: the generated structure function skips detailed validation, hot types have
-cheap hooks (a dict lookup for the status, ``datetime.fromisoformat`` for date-times), and
+Built for bulk: the generated structure function skips detailed validation, inlines the hot
+hooks (a dict lookup for the status, cached ``datetime.fromisoformat`` for date-times), and
 values of an unexpected type are passed through rather than rejected, so that one odd record
 never stops a pull of millions. Unknown fields are kept in ``CallSession.extra``; an unknown
 status is kept as its string.
@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._models import JSON, CallSession
 from ._query import ALL_FIELDS, CallStatus, snake_case
@@ -98,6 +98,80 @@ def _as_is(value: Any) -> Any:
     return value
 
 
+#: Date-time strings already parsed. Calls come in bursts that share a second, so a pull
+#: parses the same few strings over and over; datetimes are immutable, so sharing is safe.
+_DATETIMES: dict[str, datetime] = {}
+_DATETIMES_MAX = 100_000
+
+
+def _datetime_cached(value: str) -> Any:
+    parsed = _datetime(value, None)
+    if isinstance(parsed, datetime):
+        if len(_DATETIMES) >= _DATETIMES_MAX:
+            _DATETIMES.clear()
+        _DATETIMES[value] = parsed
+    return parsed
+
+
+#: Inline expressions for the hot hooks, used by the generated record function instead of a
+#: call per field. ``{w}`` is the wire name; ``v`` is a scratch variable.
+_INLINE: dict[Callable[[Any, Any], Any], str] = {
+    _passthrough: "g({w!r})",
+    _int: "(v if (v := g({w!r})) is None or v.__class__ is int else _int(v, None))",
+    _datetime: (
+        "((_dts.get(v) or _dtc(v)) if (v := g({w!r})).__class__ is str "
+        "else _datetime(v, None))"
+    ),
+    _status: "(_sbv.get(v, v) if (v := g({w!r})).__class__ is str else _status(v, None))",
+    _decimal: "_decimal(g({w!r}), None)",
+}
+
+
+def _make_record_structure(conv: cattrs.Converter) -> Callable[[Any, Any], CallSession]:
+    """Generate the structure function of ``CallSession`` from the converter's hooks.
+
+    Like cattrs' own ``make_dict_structure_fn`` (code generated once, no detailed
+    validation), but hot hooks are inlined as expressions and the record is built with
+    positional arguments: several times cheaper per record, which is what a bulk pull pays.
+    A hook registered for a field's type that is not one of ours is called as usual.
+    """
+    fields = [a for a in attrs.fields(attrs.resolve_types(CallSession)) if a.name != "extra"]
+    env: dict[str, Any] = {
+        "_cl": CallSession,
+        "_known": _KNOWN_WIRE,
+        "_int": _int,
+        "_datetime": _datetime,
+        "_dts": _DATETIMES,
+        "_dtc": _datetime_cached,
+        "_sbv": _STATUS_BY_VALUE,
+        "_status": _status,
+        "_decimal": _decimal,
+    }
+    args: list[str] = []
+    for a in fields:
+        wire = _RENAMES[a.name]
+        hook = conv.get_structure_hook(a.type)
+        template = _INLINE.get(hook)
+        if template is None:
+            env[f"_h_{a.name}"] = hook
+            env[f"_t_{a.name}"] = a.type
+            template = f"_h_{a.name}(g({{w!r}}), _t_{a.name})"
+        args.append(template.format(w=wire))
+    body = ",\n        ".join(args)
+    source = (
+        "def structure_CallSession(o, _=None):\n"
+        "    g = o.get\n"
+        f"    rec = _cl(\n        {body},\n    )\n"
+        "    if not o.keys() <= _known:\n"
+        "        rec.extra = {k: x for k, x in o.items() if k not in _known}\n"
+        "    return rec\n"
+    )
+    code = compile(source, "<callsessions generated structure_CallSession>", "exec")
+    exec(code, env)
+    fn: Callable[[Any, Any], CallSession] = env["structure_CallSession"]
+    return fn
+
+
 def make_converter() -> cattrs.Converter:
     """Build the converter: structure wire dicts into ``CallSession`` and back."""
     conv = cattrs.Converter()
@@ -116,22 +190,8 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Any, _passthrough)
 
     renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _RENAMES.items()}
-    base_structure = make_dict_structure_fn(
-        CallSession,
-        conv,
-        _cattrs_forbid_extra_keys=False,
-        _cattrs_detailed_validation=False,
-        extra=override(omit=True),
-        **renames,
-    )
+    conv.register_structure_hook(CallSession, _make_record_structure(conv))
 
-    def structure(data: dict[str, Any], _: Any) -> CallSession:
-        record = base_structure(data, CallSession)
-        if len(data) > len(_KNOWN_WIRE) or not data.keys() <= _KNOWN_WIRE:
-            record.extra = {k: v for k, v in data.items() if k not in _KNOWN_WIRE}
-        return record
-
-    conv.register_structure_hook(CallSession, structure)
 
     out_hooks: list[tuple[Any, Callable[[Any], Any]]] = [
         (datetime, _datetime_out),
