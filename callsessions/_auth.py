@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ._errors import AuthenticationError, DecodeError, InvalidQueryError
+from ._errors import APIError, DecodeError, InvalidQueryError
 from ._protocol import HTTPRequest, HTTPResponse, error_from_response, join_url, jwt_expiry
 
 __all__ = ["Auth", "PasswordAuth", "Secret", "TokenAuth"]
@@ -155,8 +155,11 @@ class PasswordAuth:
             try:
                 await self._refresh(send)
                 return
-            except AuthenticationError:
-                pass  # refresh refused: log in again
+            except APIError as exc:
+                # Refused (401, or 400/403/422 for a revoked or unknown refresh token):
+                # log in again. Throttling and server errors are not a refusal.
+                if exc.status == 429 or not 400 <= exc.status < 500:
+                    raise
         await self._login(send)
 
     async def _login(self, send: Send) -> None:

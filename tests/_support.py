@@ -8,11 +8,15 @@ HTML error page, a truncated answer).
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from aioresponses import CallbackResult, aioresponses
 from attrs import frozen
+from yarl import URL
 
 from callsessions import HTTPResponse
 
@@ -81,3 +85,56 @@ def make_jwt(exp: float | None, **claims: Any) -> str:
     header = _b64(json.dumps({"alg": "RS512", "typ": "JWT"}).encode())
     body = _b64(json.dumps(payload).encode())
     return f"{header}.{body}.{_b64(b'not-a-real-signature')}"
+
+
+# -- aioresponses on aiohttp 3.14 ------------------------------------------------------------
+# aioresponses 0.7.9 (the latest release) builds ``ClientResponse`` without the keyword-only
+# ``stream_writer`` that aiohttp 3.14 requires (pnuckowski/aioresponses#289, still open).
+# ``MockHTTP`` hands it a response class that supplies one; nothing else changes.
+
+_NEEDS_STREAM_WRITER = "stream_writer" in inspect.signature(aiohttp.ClientResponse).parameters
+
+
+class _SentRequestWriter:
+    """What a ClientResponse reads from the writer of a request that was already sent."""
+
+    output_size = 0
+
+
+class _CompatClientResponse(aiohttp.ClientResponse):
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
+        if _NEEDS_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", _SentRequestWriter())
+        super().__init__(method, url, **kwargs)
+
+
+class MockHTTP(aioresponses):
+    """``aioresponses`` whose mocked responses build on aiohttp 3.14 too."""
+
+    def add(self, url: Any, method: str = "GET", **kwargs: Any) -> None:  # type: ignore[override]
+        if kwargs.get("response_class") is None:
+            kwargs["response_class"] = _CompatClientResponse
+        super().add(url, method, **kwargs)
+
+    def calls(self) -> list[tuple[str, URL, dict[str, Any]]]:
+        """Every request seen, as (method, URL with its query, request kwargs), in order
+        per URL (aioresponses keeps them grouped by method and URL)."""
+        return [
+            (method, url, call.kwargs)
+            for (method, url), recorded in self.requests.items()
+            for call in recorded
+        ]
+
+    def count(self, url: str | None = None) -> int:
+        """How many requests were seen (to ``url``, without its query, if given)."""
+        return sum(
+            len(recorded)
+            for (_, seen), recorded in self.requests.items()
+            if url is None or str(seen.with_query(None)) == url
+        )
+
+
+def callback_result(**kwargs: Any) -> CallbackResult:
+    """A ``CallbackResult`` (what an aioresponses callback returns) that builds on 3.14."""
+    kwargs.setdefault("response_class", _CompatClientResponse)
+    return CallbackResult(**kwargs)
