@@ -440,7 +440,8 @@ class SessionQuery:
             params.append((wire.call_id, self.call_id))
         if self.phone is not None:
             params.append((wire.phone, self.phone))
-        statuses = [s.value for s in self.statuses] + list(self.extra_statuses)
+        statuses = [s.value for s in self.statuses]
+        statuses += [s for s in self.extra_statuses if s not in statuses]
         if statuses:
             params.append((wire.statuses, ",".join(statuses)))
         if self.export_format is not None:

@@ -268,6 +268,11 @@ def test_extra_statuses_after_known_statuses() -> None:
     assert params(SessionQuery(extra_statuses=["NEW_1"]))["status"] == "NEW_1"
 
 
+def test_extra_status_already_known_is_sent_once() -> None:
+    query = SessionQuery(statuses=["BUSY", "ANSWERED"], extra_statuses=["ANSWERED", "NEW_1"])
+    assert params(query)["status"] == "BUSY,ANSWERED,NEW_1"
+
+
 def test_derived_values() -> None:
     query = SessionQuery(fields=["phone"])
     assert query.wire_fields == ("phone",)
