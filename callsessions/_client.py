@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncGenerator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -123,7 +123,9 @@ class ExportResult:
     content_type: str | None
 
 
-_URL = re.compile(r"^https?://[^/@\s?#]+(/[^?#\s]*)?$")
+# No user info, query or fragment: a service root never needs them, and credentials in a
+# URL end up in logs. No "@" anywhere, so "https://user:pa/ss@host" cannot pass as a path.
+_URL = re.compile(r"^https?://[^/@\s?#]+(/[^?#\s@]*)?$")
 
 
 class CallSessionsClient:
@@ -392,6 +394,8 @@ class CallSessionsClient:
             moment = getattr(record, attr)
             if not isinstance(moment, datetime):
                 raise CallSessionsError(f"cannot find the range: {key} is missing or not a date")
+            if moment.tzinfo is None:  # a date-time without an offset: taken as UTC
+                moment = moment.replace(tzinfo=UTC)
             found.append(moment)
         first = found[0].replace(microsecond=0)
         last = found[1].replace(microsecond=0) + ONE_SECOND
@@ -640,6 +644,16 @@ def _disposition_filename(value: str | None) -> str | None:
 
 
 def _redact_url(url: object) -> object:
-    if isinstance(url, str) and "@" in url:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    return url
+    """A rejected base URL as it may be shown: no user info, no query, no fragment."""
+    if not isinstance(url, str):
+        return url
+    shown = url.split("#", 1)[0].split("?", 1)[0]
+    had_query = shown != url
+    if "@" in shown:
+        scheme, sep, rest = shown.partition("://")
+        # Everything up to the last "@" before the path may be credentials (even a "/").
+        host = rest.rsplit("@", 1)[1] if sep else shown.rsplit("@", 1)[1]
+        shown = f"{scheme}{sep}***@{host}" if sep else f"***@{host}"
+    if had_query:
+        shown += "?***"
+    return shown

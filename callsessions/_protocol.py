@@ -157,7 +157,8 @@ def error_from_response(
     if status in (400, 422):
         return BadRequestError(status, **kwargs)
     if status == 401:
-        if isinstance(error, str) and TOKEN_EXPIRED_TEXT in error.lower():
+        said = error if isinstance(error, str) else orjson.dumps(error).decode() if error else ""
+        if TOKEN_EXPIRED_TEXT in said.lower():
             return TokenExpiredError(status, **kwargs)
         return AuthenticationError(status, **kwargs)
     if status == 403:
