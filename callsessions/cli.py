@@ -245,7 +245,8 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--sort",
         metavar="KEYS",
         help=f"order, comma-separated from {', '.join(SORT_KEYS)}, each with + or - "
-        "(a pull needs the date column first, ascending; default: that)",
+        "(write --sort=-duration when it starts with -; a pull needs the date column "
+        "first, ascending, and uses that by default)",
     )
 
 
@@ -709,8 +710,10 @@ def _run(
     ns: argparse.Namespace,
     work: Callable[[], Coroutine[Any, Any, int]],
     interrupted: Callable[[], str],
+    hint: Callable[[], str] = lambda: "",
 ) -> int:
-    """Run ``work`` in an event loop and turn what it raises into a message and a code."""
+    """Run ``work`` in an event loop and turn what it raises into a message and a code;
+    ``hint()`` is added to the line of a failure."""
     try:
         return asyncio.run(work())
     except KeyboardInterrupt:
@@ -725,12 +728,13 @@ def _run(
     except (CallSessionsError, OSError) as exc:
         if ns.verbose:
             traceback.print_exc()
-        _say(f"{PROG}: failed: {exc}")
+        _say(f"{PROG}: failed: {exc}{hint()}")
         return EXIT_FAILURE
     except Exception as exc:
         if ns.verbose:
             traceback.print_exc()
-        _say(f"{PROG}: failed: {type(exc).__name__}: {exc} (run with --verbose for details)")
+        more = "" if ns.verbose else " (run with --verbose for details)"
+        _say(f"{PROG}: failed: {type(exc).__name__}: {exc}{hint()}{more}")
         return EXIT_FAILURE
 
 
@@ -762,7 +766,12 @@ def _cmd_pull(ns: argparse.Namespace) -> int:
             )
         return "interrupted before any record was written"
 
-    return _run(ns, work, interrupted)
+    def hint() -> str:
+        if cp.exists():
+            return "; what was written is kept: run the same command with --resume to continue"
+        return ""
+
+    return _run(ns, work, interrupted, hint)
 
 
 def _cmd_export(ns: argparse.Namespace) -> int:
@@ -883,7 +892,8 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
             async with CallSessionsClient(sim.url, token=sim.token, config=config) as client:
                 outcome = await run_pull(job, client=client)
             expected = sim.matching_ids({"from": start.isoformat(), "to": end.isoformat()})
-        print(outcome.line(), flush=True)
+        print(outcome.summary.line(), flush=True)
+        print(f"output: {out} ({_human_bytes(out.stat().st_size)})", flush=True)
         got = await asyncio.to_thread(read_ids, out)
         unique = set(got)
         duplicates = len(got) - len(unique)
