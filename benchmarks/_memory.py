@@ -1,8 +1,9 @@
 """Child process of the memory measurement: one streaming pull, peak RSS before and after.
 
 ``python -m benchmarks._memory URL TOKEN START END CONCURRENCY [--raw]`` prints one JSON line.
-The baseline is the peak RSS after the interpreter, the imports, the event loop and the client
-exist, before the first request; the records are counted and dropped.
+The baseline is the peak RSS (``VmHWM``, see ``_peak_mb``) after the interpreter, the
+imports, the event loop and the client exist, before the first request; the records are
+counted and dropped.
 """
 
 from __future__ import annotations
@@ -18,14 +19,29 @@ import orjson
 from callsessions import CallSessionsClient, SessionQuery
 
 
-def _peak_mb() -> float:
+def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS. ``VmHWM`` (Linux) is the high-water mark of this process's
+    own memory map, which starts afresh at ``exec``. ``ru_maxrss`` is not: Linux folds the
+    parent's RSS at fork time into it (across ``exec``), so in a child of a big runner it
+    reports the runner's size; it is kept in the output for reference only."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return _maxrss_mb()
 
 
 async def _main(url: str, token: str, start: str, end: str, concurrency: int, raw: bool) -> None:
     query = SessionQuery(start=datetime.fromisoformat(start), end=datetime.fromisoformat(end))
     async with CallSessionsClient(url, token=token, concurrency=concurrency) as client:
-        baseline = _peak_mb()
+        baseline, baseline_maxrss = _peak_mb(), _maxrss_mb()
         t0 = time.perf_counter()
         plan = await client.plan(query)
         stream = client.sessions(plan, raw=raw, concurrency=concurrency)
@@ -34,7 +50,7 @@ async def _main(url: str, token: str, start: str, end: str, concurrency: int, ra
             async for _record in stream:
                 n += 1
         wall = time.perf_counter() - t0
-        peak = _peak_mb()
+        peak, peak_maxrss = _peak_mb(), _maxrss_mb()
     out = {
         "records": n,
         "pages": stream.summary.pages,
@@ -44,6 +60,8 @@ async def _main(url: str, token: str, start: str, end: str, concurrency: int, ra
         "baseline_mb": round(baseline, 1),
         "peak_mb": round(peak, 1),
         "delta_mb": round(peak - baseline, 1),
+        "ru_maxrss_baseline_mb": round(baseline_maxrss, 1),
+        "ru_maxrss_peak_mb": round(peak_maxrss, 1),
         "wall_s": round(wall, 3),
     }
     sys.stdout.write(orjson.dumps(out).decode() + "\n")

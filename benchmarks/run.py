@@ -285,6 +285,9 @@ async def capture_bodies(
     return bodies
 
 
+PATHS = ("orjson_loads", "loads_plus_structure_sessions", "client_raw", "client_structured")
+
+
 def cpu_loop(fn: Callable[[], object], repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -313,75 +316,97 @@ async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
             for b in bodies:
                 structure_sessions(orjson.loads(b)["items"])
 
-        loads = [t / n for t in cpu_loop(loads_only, repeats)]
-        structured = [t / n for t in cpu_loop(loads_structure, repeats)]
-
+        loads_only()
+        loads_structure()  # warm-up: allocator arenas, converter
+        # The machine is shared: CPU time per operation drifts with the neighbours' load, so
+        # every repeat measures all four paths back to back and the ratios are taken per
+        # repeat (their median is reported), not across minutes.
+        per: dict[str, list[float]] = {k: [] for k in PATHS}
+        ratios: dict[str, list[float]] = {k: [] for k in PATHS}
         async with CallSessionsClient(sim.url, token=sim.token) as client:
             plan = await client.plan(SessionQuery(start=start, end=end))
             await timed_pull(client, plan, 4)  # warm-up
-            res = await repeat(
-                repeats,
-                {
-                    "structured": lambda: timed_pull(client, plan, 4, raw=False),
-                    "raw": lambda: timed_pull(client, plan, 4, raw=True),
-                },
-            )
-    base = statistics.median(loads)
-    per_record = {
-        "orjson_loads": stats(loads),
-        "loads_plus_structure_sessions": stats(structured),
-        "client_structured": stats([r["cpu"] / r["records"] for r in res["structured"]]),
-        "client_raw": stats([r["cpu"] / r["records"] for r in res["raw"]]),
-    }
+            for r in range(repeats):
+                t = {
+                    "orjson_loads": sum(cpu_loop(loads_only, 2)) / (2 * n),
+                    "loads_plus_structure_sessions": sum(cpu_loop(loads_structure, 2)) / (2 * n),
+                }
+                for raw, key in ((True, "client_raw"), (False, "client_structured")):
+                    pull = await timed_pull(client, plan, 4, raw=raw)
+                    t[key] = pull["cpu"] / pull["records"]
+                    client_records = pull["records"]
+                for k, v in t.items():
+                    per[k].append(v)
+                    ratios[k].append(v / t["orjson_loads"])
+                log(f"    repeat {r + 1}/{repeats} done")
+    per_record = {k: stats(v) for k, v in per.items()}
     return {
         "captured_pages": n_pages,
         "captured_records": n,
         "captured_mb": mb,
         "bytes_per_record": mb * 1e6 / n,
-        "client_records_per_pull": res["raw"][0]["records"],
+        "client_records_per_pull": client_records,
         "per_record_seconds": per_record,
-        "ratio_to_loads": {k: v["median"] / base for k, v in per_record.items()},
+        "ratio_to_loads": {k: statistics.median(v) for k, v in ratios.items()},
+        "ratio_to_loads_spread": {k: stats(v)["spread"] for k, v in ratios.items()},
     }
 
 
 # -- measurement 4: memory ----------------------------------------------------------------
 
 
+async def memory_child(
+    sim: SimProcess, end: datetime, concurrency: int, size: int
+) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks._memory",
+        sim.url,
+        sim.token,
+        SIM_START.isoformat(),
+        end.isoformat(),
+        str(concurrency),
+    ]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    try:
+        stdout, _ = await asyncio.wait_for(proc.communicate(), 300)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError("the memory child failed")
+    row: dict[str, Any] = orjson.loads(stdout.decode().strip().splitlines()[-1])
+    row["size"] = size
+    log(
+        f"    {row['records']} records at C={concurrency}: +{row['delta_mb']} MB over "
+        f"{row['baseline_mb']} MB"
+    )
+    return row
+
+
 async def measure_memory(cfg: dict[str, Any], concurrency: int = 4) -> dict[str, Any]:
     sim_records = max(cfg["sim_records"], max(cfg["memory_sizes"]))
     log(f"  simulator: {sim_records} records, latency 0 ms")
     out = []
+    diagnostic = []
     with SimProcess(sim_records) as sim:
         for size in cfg["memory_sizes"]:
             end = end_for(size, sim_records) if size < sim_records else SIM_START + SIM_SPAN
-            argv = [
-                sys.executable,
-                "-m",
-                "benchmarks._memory",
-                sim.url,
-                sim.token,
-                SIM_START.isoformat(),
-                end.isoformat(),
-                str(concurrency),
-            ]
-            proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
-            try:
-                stdout, _ = await asyncio.wait_for(proc.communicate(), 300)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-            if proc.returncode != 0:
-                raise RuntimeError(f"the memory child failed: {' '.join(argv[:3])}")
-            row = orjson.loads(stdout.decode().strip().splitlines()[-1])
-            row["size"] = size
-            out.append(row)
-            log(f"    {row['records']} records: +{row['delta_mb']} MB over {row['baseline_mb']} MB")
-    small, big = out[0]["delta_mb"], out[-1]["delta_mb"]
+            out.append(await memory_child(sim, end, concurrency, size))
+        # Not a target: the largest pull at other concurrencies, to show what the peak
+        # follows (the number of pages held, 2C+2 queued plus in flight, not the pull size).
+        big = max(cfg["memory_sizes"])
+        end = end_for(big, sim_records) if big < sim_records else SIM_START + SIM_SPAN
+        for c in (1, 16):
+            diagnostic.append(await memory_child(sim, end, c, big))
+    small, large = out[0]["delta_mb"], out[-1]["delta_mb"]
     return {
         "concurrency": concurrency,
         "rows": out,
-        "growth": (big - small) / small if small else float("inf"),
+        "other_concurrency": diagnostic,
+        "growth": (large - small) / small if small else float("inf"),
     }
 
 
@@ -521,19 +546,25 @@ def report(res: dict[str, Any]) -> str:
         out.append("")
     if "memory" in res:
         m = res["memory"]
-        out.append(f"4. Peak RSS of a streaming pull (fresh process each, C={m['concurrency']})")
+        out.append(
+            f"4. Peak RSS of a streaming pull (fresh process each; target at "
+            f"C={m['concurrency']}, other C for diagnosis)"
+        )
         rows = [
             [
                 x["records"],
+                x["concurrency"],
                 x["pages"],
                 x["baseline_mb"],
                 x["peak_mb"],
                 x["delta_mb"],
                 f"{x['wall_s']:.1f}",
             ]
-            for x in m["rows"]
+            for x in m["rows"] + m["other_concurrency"]
         ]
-        out.append(fmt_table(["records", "pages", "baseline MB", "peak MB", "delta MB", "s"], rows))
+        out.append(
+            fmt_table(["records", "C", "pages", "baseline MB", "peak MB", "delta MB", "s"], rows)
+        )
         out.append(
             f"   growth {m['growth'] * 100:+.0f}%: same within 10%: {verdict(t['memory_flat'])}; "
             f"<= 40 MB above baseline: {verdict(t['memory_40mb'])}"
@@ -642,14 +673,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
     )
     res["elapsed_s"] = time.perf_counter() - started
+    path = Path(ns.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     print(report(res))
     print(
         f"\n{profile} run: {res['elapsed_s']:.0f} s; machine: {info['cpus']} cpus, Python "
         f"{info['python']}, load {info['loadavg_start'][0]:.2f} -> {info['loadavg_end'][0]:.2f}"
     )
-    path = Path(ns.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     print(f"results written to {path}")
     return 0
 
