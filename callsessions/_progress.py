@@ -64,7 +64,7 @@ class Progress:
             return
         if retries is not None and retries != self._retries:
             self._retries = retries
-            self._bar.set_postfix_str(f"{retries} retries", refresh=False)
+            self._bar.set_postfix_str(f"{retries} retries")
         self._bar.update(n)
 
     def set(self, done: int, total: int | None) -> None:

@@ -706,6 +706,12 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _one_line(text: object, limit: int = 1000) -> str:
+    """A message on one line (an error may quote a multi-line HTML page), kept short."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _run(
     ns: argparse.Namespace,
     work: Callable[[], Coroutine[Any, Any, int]],
@@ -720,21 +726,21 @@ def _run(
         _say(f"{PROG}: {interrupted()}")
         return EXIT_INTERRUPTED
     except CommandError as exc:
-        _say(f"{PROG}: error: {exc.message}")
+        _say(f"{PROG}: error: {_one_line(exc.message)}")
         return exc.code
     except InvalidQueryError as exc:
-        _say(f"{PROG}: error: {describe_invalid(exc)}")
+        _say(f"{PROG}: error: {_one_line(describe_invalid(exc))}")
         return EXIT_USAGE
     except (CallSessionsError, OSError) as exc:
         if ns.verbose:
             traceback.print_exc()
-        _say(f"{PROG}: failed: {exc}{hint()}")
+        _say(f"{PROG}: failed: {_one_line(exc)}{hint()}")
         return EXIT_FAILURE
     except Exception as exc:
         if ns.verbose:
             traceback.print_exc()
         more = "" if ns.verbose else " (run with --verbose for details)"
-        _say(f"{PROG}: failed: {type(exc).__name__}: {exc}{hint()}{more}")
+        _say(f"{PROG}: failed: {type(exc).__name__}: {_one_line(exc)}{hint()}{more}")
         return EXIT_FAILURE
 
 
@@ -893,7 +899,8 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
                 outcome = await run_pull(job, client=client)
             expected = sim.matching_ids({"from": start.isoformat(), "to": end.isoformat()})
         print(outcome.summary.line(), flush=True)
-        print(f"output: {out} ({_human_bytes(out.stat().st_size)})", flush=True)
+        size = await asyncio.to_thread(lambda: out.stat().st_size)
+        print(f"output: {out} ({_human_bytes(size)})", flush=True)
         got = await asyncio.to_thread(read_ids, out)
         unique = set(got)
         duplicates = len(got) - len(unique)

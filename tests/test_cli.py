@@ -1,0 +1,629 @@
+"""The command line, end to end against the simulator.
+
+Most tests run ``main(argv)`` in a worker thread (it runs its own event loop there) while
+the simulator serves from the test's loop, so the test can read the simulator's ground truth
+and counters. The resume tests run ``python -m callsessions`` as a real process and kill it.
+Every run checks that the token and password appear nowhere in what the CLI printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from callsessions import ALL_FIELDS
+from callsessions._progress import Progress, wants_progress
+from callsessions.cli import main
+from callsessions.sim import SimConfig, SimServer
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+END = START + timedelta(days=3)
+TOKEN = "tok-Sup3r-s3cret-4f9c2e"
+EMAIL = "robot@example.com"
+PASSWORD = "pw-Ultra-s3cret-91ab"
+SECRETS = (TOKEN, PASSWORD)
+
+
+def sim_config(**changes: Any) -> SimConfig:
+    return SimConfig(
+        records=4_000,
+        seed=11,
+        start=START,
+        span=timedelta(days=3),
+        static_tokens=(TOKEN,),
+        email=EMAIL,
+        password=PASSWORD,
+        **changes,
+    )
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    async with SimServer(sim_config()) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
+    monkeypatch.delenv("CALLSESSIONS_EMAIL", raising=False)
+    monkeypatch.delenv("CALLSESSIONS_PASSWORD", raising=False)
+
+
+@attrs.frozen
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.strip().splitlines()
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, "a secret was printed"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> Result:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert_no_secret(captured.out, captured.err)
+    return Result(code, captured.out, captured.err)
+
+
+async def arun(capsys: pytest.CaptureFixture[str], *args: object) -> Result:
+    """``main`` in a thread, so the simulator keeps serving from this loop."""
+    code = await asyncio.to_thread(main, [str(a) for a in args])
+    captured = capsys.readouterr()
+    assert_no_secret(captured.out, captured.err)
+    return Result(code, captured.out, captured.err)
+
+
+def pull_args(url: str, out: Path, *extra: object, **options: object) -> list[object]:
+    """``pull`` with small pages and a low ceiling (several windows) and no backoff sleep."""
+    values: dict[str, object] = {
+        "--base-url": url,
+        "--from": START.isoformat(),
+        "--to": END.isoformat(),
+        "--out": out,
+        "--page-size": 200,
+        "--offset-ceiling": 1_000,
+        "--retry-wait": 0,
+    }
+    values.update({"--" + k.replace("_", "-"): v for k, v in options.items()})
+    args: list[object] = ["pull"]
+    for key, value in values.items():
+        if value is not None:
+            args += [key, value]
+    return [*args, *extra]
+
+
+def truth(sim: SimServer, **params: str) -> list[str]:
+    return sim.matching_ids({"from": START.isoformat(), "to": END.isoformat(), **params})
+
+
+def assert_exactly(got: Sequence[str], expected: Sequence[str]) -> None:
+    dupes = [k for k, n in Counter(got).items() if n > 1]
+    assert not dupes, f"{len(dupes)} ids written twice, e.g. {dupes[:3]}"
+    assert set(got) == set(expected)
+    assert len(got) == len(expected)
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text("utf-8").splitlines()]
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh))
+
+
+def sqlite_rows(path: Path) -> list[dict[str, Any]]:
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM call_sessions")]
+    finally:
+        db.close()
+
+
+def ids_in(path: Path) -> list[str]:
+    if path.suffix == ".jsonl":
+        return jsonl_ids(path)
+    if path.suffix == ".csv":
+        return [r["id"] for r in csv_rows(path)]
+    return [r["id"] for r in sqlite_rows(path)]
+
+
+# -- help and usage -------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys, "--help")
+    assert result.code == 0
+    for command in ("pull", "export", "sim", "demo"):
+        assert command in result.out
+    for command in ("pull", "export", "sim", "demo"):
+        sub = run(capsys, command, "--help")
+        assert sub.code == 0
+        assert f"usage: callsessions {command}" in sub.out
+    pull = run(capsys, "pull", "--help").out
+    for needle in ("CALLSESSIONS_TOKEN", "--resume", ".sqlite", "exit codes", "--offset-ceiling"):
+        assert needle in pull
+    assert "--retry-wait" not in pull  # a hidden option for tests
+
+
+def test_version_and_no_command(capsys: pytest.CaptureFixture[str]) -> None:
+    version = run(capsys, "--version")
+    assert version.code == 0
+    assert version.out.startswith("callsessions ")
+    bare = run(capsys)
+    assert bare.code == 2
+    assert "pull" in bare.err
+
+
+# -- pull: the three formats ----------------------------------------------------------------
+
+
+async def test_pull_jsonl_writes_the_api_records(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "calls.jsonl"
+    result = await arun(capsys, *pull_args(sim.url, out))
+    assert result.code == 0, result.err
+    records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    expected = {r["id"]: r for r in sim.records({"from": START.isoformat(), "to": END.isoformat()})}
+    assert_exactly([r["id"] for r in records], list(expected))
+    assert all(r == expected[r["id"]] for r in records)  # the wire dicts, camelCase names
+    assert set(records[0]) == set(ALL_FIELDS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.jsonl"]
+    assert result.out == ""
+    assert len(result.err_lines) == 1  # no progress bar off a terminal: just the summary
+    summary = result.err_lines[0]
+    assert summary.startswith(f"{len(expected)} records in ")
+    assert "requests" in summary
+    assert "retries" in summary
+    assert "records/s" in summary
+    assert summary.endswith(str(out))
+
+
+async def test_pull_csv_with_fields_and_statuses(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "calls.csv"
+    args = pull_args(sim.url, out, fields="phone,status,messages", status="ANSWERED,BUSY")
+    result = await arun(capsys, *args)
+    assert result.code == 0, result.err
+    assert csv_header(out) == ["id", "phone", "status", "messages"]
+    rows = csv_rows(out)
+    params = {"status": "ANSWERED,BUSY"}
+    assert_exactly([r["id"] for r in rows], truth(sim, **params))
+    expected = {
+        r["id"]: r
+        for r in sim.records(
+            {"from": START.isoformat(), "to": END.isoformat(), "fields": "id,phone,status,messages"}
+            | params
+        )
+    }
+    for row in rows:
+        want = expected[row["id"]]
+        assert row["phone"] == (want["phone"] or "")
+        assert row["status"] in ("ANSWERED", "BUSY")
+        assert json.loads(row["messages"]) == want["messages"]
+
+
+async def test_pull_sqlite_twice_keeps_each_call_once(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "calls.sqlite"
+    fields = "phone,duration,additional,transferredToOperator"
+    first = await arun(capsys, *pull_args(sim.url, out, fields=fields))
+    assert first.code == 0, first.err
+    second = await arun(capsys, *pull_args(sim.url, out, "--quiet", fields=fields))
+    assert second.code == 0, second.err
+    assert second.err == ""  # --quiet: nothing at all on success
+    rows = sqlite_rows(out)
+    assert_exactly([r["id"] for r in rows], truth(sim))
+    expected = {r["id"]: r for r in sim.records({"from": START.isoformat(), "to": END.isoformat()})}
+    for row in rows[:200]:
+        want = expected[row["id"]]
+        assert row["duration"] == want["duration"]
+        assert row["transferredToOperator"] == want["transferredToOperator"]
+        assert json.loads(row["additional"]) == want["additional"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.sqlite"]
+
+
+# -- invalid input: exit 2, one line, no request -----------------------------------------------
+
+
+BAD_INPUT: list[tuple[dict[str, object], str]] = [
+    ({"from": "2026-01-01T00:00:00"}, "--from"),  # naive
+    ({"from": "2026-01-01"}, "UTC offset"),
+    ({"to": "next week"}, "--to"),
+    ({"from": END.isoformat(), "to": START.isoformat()}, "--to"),
+    ({"from": START.isoformat(), "to": START.isoformat()}, "--to"),
+    ({"status": "MAYBE"}, "--status MAYBE"),
+    ({"fields": "phone,colour"}, "--fields colour"),
+    ({"sort": "duration"}, "--sort"),
+    ({"sort": "sideways"}, "--sort sideways"),
+    ({"date_field": "deletedAt"}, "--date-field"),
+    ({"page_size": 0}, "--page-size"),
+    ({"page_size": 5000}, "--page-size 5000"),
+    ({"concurrency": 0}, "--concurrency"),
+    ({"offset_ceiling": 10}, "--offset-ceiling"),
+    ({"timeout": -1}, "--timeout"),
+    ({"endpoint_path": "api/v1/calls"}, "--endpoint-path"),
+    ({"phone": "call me"}, "--phone"),
+    ({"company_id": "acme"}, "--company-id"),
+    ({"keyword": "   "}, "--keyword"),
+    ({"out": "calls.parquet"}, "extension"),
+    ({"out": "no/such/folder/calls.jsonl"}, "does not exist"),
+    ({"out": "folder.jsonl"}, "is a directory"),
+    ({"out": None}, "--out"),
+    ({"base_url": "ftp://example.test"}, "--base-url"),
+    ({"base_url": "http://user:pw@example.test"}, "--base-url"),
+]
+
+
+@pytest.mark.parametrize(("changes", "named"), BAD_INPUT)
+async def test_bad_input_exits_2_without_a_request(
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    changes: dict[str, object],
+    named: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.jsonl").mkdir()
+    options = dict(changes)
+    out = options.pop("out", tmp_path / "calls.jsonl")
+    if isinstance(out, str):
+        out = tmp_path / out
+    args = pull_args(sim.url, out, **options)  # type: ignore[arg-type]
+    if out is None:
+        args = [a for a in args if a != "--out"]
+    result = await arun(capsys, *args)
+    assert result.code == 2
+    assert len(result.err_lines) == 1, result.err
+    assert named in result.err
+    assert "Traceback" not in result.err
+    assert sim.stats.total == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["folder.jsonl"]
+
+
+async def test_no_credentials_is_a_usage_error(
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CALLSESSIONS_TOKEN")
+    result = await arun(capsys, *pull_args(sim.url, tmp_path / "c.jsonl"))
+    assert result.code == 2
+    assert "CALLSESSIONS_TOKEN" in result.err
+    missing = await arun(
+        capsys, *pull_args(sim.url, tmp_path / "c.jsonl", auth_url=sim.url)
+    )  # --auth-url without email and password
+    assert missing.code == 2
+    assert "CALLSESSIONS_EMAIL" in missing.err
+    assert sim.stats.total == 0
+
+
+async def test_an_existing_checkpoint_needs_resume(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "calls.jsonl"
+    (tmp_path / "calls.jsonl.checkpoint").write_text("{}")
+    result = await arun(capsys, *pull_args(sim.url, out))
+    assert result.code == 2
+    assert "--resume" in result.err
+    (tmp_path / "calls.jsonl.checkpoint").unlink()
+    (tmp_path / "calls.jsonl.partial").write_text("")
+    orphan = await arun(capsys, *pull_args(sim.url, out, "--resume"))
+    assert orphan.code == 2
+    assert "calls.jsonl.partial" in orphan.err
+    assert sim.stats.total == 0
+
+
+# -- secrets and failures ---------------------------------------------------------------------
+
+
+async def test_password_login_from_the_environment(
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CALLSESSIONS_TOKEN")
+    monkeypatch.setenv("CALLSESSIONS_EMAIL", EMAIL)
+    monkeypatch.setenv("CALLSESSIONS_PASSWORD", PASSWORD)
+    out = tmp_path / "calls.jsonl"
+    result = await arun(capsys, *pull_args(sim.url, out, "--verbose", auth_url=sim.url))
+    assert result.code == 0, result.err
+    assert sim.stats.endpoints["login"] == 1
+    assert_exactly(jsonl_ids(out), truth(sim))
+
+    monkeypatch.setenv("CALLSESSIONS_PASSWORD", PASSWORD[::-1])
+    refused = await arun(capsys, *pull_args(sim.url, out, "--verbose", auth_url=sim.url))
+    assert refused.code == 1
+    assert PASSWORD[::-1] not in refused.err
+    assert "failed" in refused.err_lines[-1]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+async def test_a_rejected_token_fails_in_one_line_without_showing_it(
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    verbose: bool,
+) -> None:
+    wrong = "tok-Wr0ng-s3cret-77aa"
+    monkeypatch.setenv("CALLSESSIONS_TOKEN", wrong)
+    extra = ["--verbose"] if verbose else []
+    result = await arun(capsys, *pull_args(sim.url, tmp_path / "c.jsonl", *extra))
+    assert result.code == 1
+    assert wrong not in result.out + result.err
+    assert "401" in result.err_lines[-1]
+    assert result.err_lines[-1].startswith("callsessions: failed:")
+    if verbose:
+        assert "Traceback" in result.err
+    else:
+        assert len(result.err_lines) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing was planned: nothing to resume
+
+
+async def test_a_server_that_keeps_failing_exits_1(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.set_faults(rate_503=1.0)
+    result = await arun(capsys, *pull_args(sim.url, tmp_path / "c.csv"))
+    assert result.code == 1
+    assert len(result.err_lines) == 1
+    assert "503" in result.err
+
+
+async def wait_for_done_window(checkpoint: Path, seconds: float = 20.0) -> None:
+    """Until the checkpoint records at least one finished window."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if checkpoint.exists():
+            data = json.loads(checkpoint.read_bytes())
+            if data.get("done"):
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no window was finished in time")
+
+
+async def test_a_failure_mid_pull_can_be_resumed(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.latency = 0.04
+    out = tmp_path / "calls.jsonl"
+    checkpoint = tmp_path / "calls.jsonl.checkpoint"
+    pulling = asyncio.ensure_future(arun(capsys, *pull_args(sim.url, out, concurrency=1)))
+    await wait_for_done_window(checkpoint)
+    sim.set_faults(rate_503=1.0)
+    failed = await pulling
+    assert failed.code == 1
+    assert "--resume" in failed.err_lines[-1]
+    assert not out.exists()  # only the partial file: nothing looks complete
+    assert checkpoint.exists()
+
+    sim.set_faults()
+    sim.latency = 0.0
+    other = await arun(capsys, *pull_args(sim.url, out, "--resume", status="ANSWERED"))
+    assert other.code == 2
+    assert "different query" in other.err
+
+    before = sim.stats.search_requests
+    resumed = await arun(capsys, *pull_args(sim.url, out, "--resume"))
+    assert resumed.code == 0, resumed.err
+    assert "resumed after" in resumed.err
+    assert_exactly(jsonl_ids(out), truth(sim))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.jsonl"]
+    assert sim.stats.search_requests - before < 25  # the done windows were not pulled again
+
+
+# -- a real process, killed -------------------------------------------------------------------
+
+
+def cli_process_args(*args: object) -> list[str]:
+    return [sys.executable, "-m", "callsessions", *(str(a) for a in args)]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CALLSESSIONS_TOKEN"] = TOKEN
+    env.pop("COVERAGE_PROCESS_START", None)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("suffix", "how"),
+    [(".jsonl", signal.SIGKILL), (".csv", signal.SIGINT), (".sqlite", signal.SIGKILL)],
+)
+async def test_resume_after_the_process_is_stopped(
+    sim: SimServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suffix: str,
+    how: signal.Signals,
+) -> None:
+    sim.latency = 0.03
+    out = tmp_path / f"calls{suffix}"
+    checkpoint = tmp_path / f"calls{suffix}.checkpoint"
+    proc = await asyncio.create_subprocess_exec(
+        *cli_process_args(*pull_args(sim.url, out, concurrency=2)),
+        env=child_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_for_done_window(checkpoint)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(how)
+        stdout, stderr = await proc.communicate()
+    assert_no_secret(stdout.decode(), stderr.decode())
+    if how == signal.SIGINT:
+        assert proc.returncode == 130
+        assert "--resume" in stderr.decode()
+        assert "Traceback" not in stderr.decode()
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    if suffix != ".sqlite":
+        assert not out.exists()  # the output appears only when complete
+    assert checkpoint.exists()
+
+    sim.latency = 0.0
+    resumed = await arun(capsys, *pull_args(sim.url, out, "--resume", concurrency=2))
+    assert resumed.code == 0, resumed.err
+    assert "resumed after" in resumed.err
+    assert_exactly(ids_in(out), truth(sim))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+# -- export, sim, demo ------------------------------------------------------------------------
+
+
+async def test_export_json_and_zip(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export.json"
+    common = ["--base-url", sim.url, "--from", START.isoformat(), "--to", END.isoformat()]
+    result = await arun(
+        capsys, "export", *common, "--format", "json", "--status", "ANSWERED", "--out", out
+    )
+    assert result.code == 0, result.err
+    records = json.loads(out.read_bytes())
+    assert_exactly([r["id"] for r in records], truth(sim, status="ANSWERED"))
+    assert len(result.err_lines) == 1
+    assert str(out) in result.err
+
+    zipped = tmp_path / "export.zip"
+    result = await arun(
+        capsys,
+        "export",
+        *common,
+        "--format",
+        "CSV",
+        "--zip",
+        "--filename",
+        "calls",
+        "--out",
+        zipped,
+        "--quiet",
+    )
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert zipfile.is_zipfile(zipped)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "export.zip"]
+
+
+async def test_export_bad_input_sends_no_request(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--base-url", sim.url, "--from", START.isoformat(), "--to", END.isoformat()]
+    bad_format = await arun(capsys, "export", *common, "--format", "PDF", "--out", tmp_path / "x")
+    assert bad_format.code == 2
+    bad_name = await arun(
+        capsys,
+        "export",
+        *common,
+        "--format",
+        "CSV",
+        "--filename",
+        "a/b.csv",
+        "--out",
+        tmp_path / "x",
+    )
+    assert bad_name.code == 2
+    assert "--filename" in bad_name.err
+    assert sim.stats.total == 0
+
+
+def test_demo_pulls_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo.sqlite"
+    result = run(capsys, "demo", "--records", 3000, "--out", out, "--retry-wait", 0)
+    assert result.code == 0, result.err
+    assert "verified: 3000 of 3000 ids, no duplicates" in result.out
+    assert "3000 records in" in result.out
+    assert str(out) in result.out
+    again = run(capsys, "demo", "--records", 2000, "--out", out, "--retry-wait", 0, "--quiet")
+    assert again.code == 0, again.out  # the old output is replaced, not merged
+    assert "verified: 2000 of 2000 ids" in again.out
+
+
+def test_sim_command_serves_until_interrupted(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        cli_process_args("sim", "--port", 0, "--records", 100),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert any("service root: http://127.0.0.1:" in line for line in lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+
+
+# -- progress display -------------------------------------------------------------------------
+
+
+class FakeTerminal:
+    def isatty(self) -> bool:
+        return True
+
+
+class FakePipe:
+    def isatty(self) -> bool:
+        return False
+
+
+def test_progress_bar_only_for_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert wants_progress(False, FakeTerminal())  # type: ignore[arg-type]
+    assert not wants_progress(True, FakeTerminal())  # type: ignore[arg-type]
+    assert not wants_progress(False, FakePipe())  # type: ignore[arg-type]
+    bar = Progress(True, total=100)
+    bar.update(40, retries=2)
+    bar.close()
+    assert "retries" in capsys.readouterr().err
+    off = Progress(False, total=100)
+    off.update(10)
+    off.set(5, 10)
+    off.close()
+    assert capsys.readouterr().err == ""
+    bytes_bar = Progress(True, unit="B")
+    bytes_bar.set(1000, 4000)
+    bytes_bar.set(500, 4000)  # a download restarted by a retry
+    bytes_bar.close()
