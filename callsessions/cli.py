@@ -250,11 +250,11 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
+def _add_output(
+    parser: argparse.ArgumentParser, quiet: str = "no progress bar and no summary line"
+) -> None:
     group = parser.add_argument_group("display")
-    group.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar and no summary line"
-    )
+    group.add_argument("-q", "--quiet", action="store_true", help=quiet)
     group.add_argument(
         "-v",
         "--verbose",
@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the data and faults (default: %(default)s)"
     )
     demo.add_argument("--retry-wait", type=_non_negative_float, help=argparse.SUPPRESS)
-    _add_output(demo)
+    _add_output(demo, quiet="no progress bar")
     return parser
 
 
