@@ -300,7 +300,7 @@ class CallSessionsClient:
 
     # -- bulk pulls -------------------------------------------------------------------
 
-    def _pull_query(self, query: SessionQuery) -> SessionQuery:
+    def pull_query(self, query: SessionQuery) -> SessionQuery:
         """The query as a pull runs it: no paging of its own, ``id`` among the fields, and
         sorted by the date column first (pages of a window must follow a stable order)."""
         if query.offset is not None or query.page is not None:
@@ -335,7 +335,7 @@ class CallSessionsClient:
     async def plan(self, query: SessionQuery) -> PullPlan:
         """Plan a pull: find the range (if the query leaves it open), count it, and cut it
         into windows that each fit under the offset ceiling. The plan is a JSON-able value."""
-        q = self._pull_query(query)
+        q = self.pull_query(query)
         ctx = self._context()
         return await self._plan(q, ctx)
 
@@ -494,7 +494,7 @@ class CallSessionsClient:
         if isinstance(source, PullPlan):
             plan = source
         elif isinstance(source, SessionQuery):
-            plan = await self._plan(self._pull_query(source), ctx)
+            plan = await self._plan(self.pull_query(source), ctx)
         else:
             raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
         if checkpoint is not None and checkpoint.plan != plan and isinstance(source, PullPlan):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -147,8 +148,7 @@ def error_from_response(
         body = orjson.loads(response.body) if response.body else None
     except orjson.JSONDecodeError:
         body = None
-        text = response.body[:200].decode("utf-8", "replace").strip()
-        error = text or None
+        error = _text_summary(response.body)
     if isinstance(body, dict):
         error = body.get("error", body.get("message"))
         details = body.get("details")
@@ -185,6 +185,18 @@ def _server_time(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return when.timestamp() if when.tzinfo is not None else None
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _text_summary(body: bytes) -> str | None:
+    """One short line for a body that is not JSON: an HTML page's title (a gateway's 502
+    page, say), or the start of the text with white space folded."""
+    found = _TITLE.search(body[:4096])
+    raw = found.group(1) if found else body[:200]
+    text = " ".join(raw.decode("utf-8", "replace").split())
+    return text[:200] or None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

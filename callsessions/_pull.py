@@ -130,10 +130,15 @@ class Checkpoint:
         """Load ``path`` if it exists (its plan wins), else start one for ``plan``."""
         p = Path(path)
         if p.exists():
-            raw = orjson.loads(p.read_bytes())
-            cp = cls(p, PullPlan.from_json(orjson.dumps(raw["plan"])))
-            cp.done = {int(k): int(v) for k, v in raw.get("done", {}).items()}
-            cp.state = dict(raw.get("state", {}))
+            try:
+                raw = orjson.loads(p.read_bytes())
+                cp = cls(p, PullPlan.from_json(orjson.dumps(raw["plan"])))
+                cp.done = {int(k): int(v) for k, v in raw.get("done", {}).items()}
+                cp.state = dict(raw.get("state", {}))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidQueryError(
+                    "checkpoint", str(p), f"is damaged ({type(exc).__name__}); remove it"
+                ) from None
             if plan is not None and cp.plan.query != plan.query:
                 raise InvalidQueryError(
                     "checkpoint",
@@ -355,6 +360,7 @@ class PullEngine(Generic[T]):
         seen: set[Any] = set()
         count: int | None = None
         previous_ids: list[Any] | None = None
+        incomplete: set[int] = set()
         try:
             while True:
                 item = await queue.get()
@@ -366,7 +372,10 @@ class PullEngine(Generic[T]):
                     seen, count, previous_ids, held = set(), item.count, None, None
                     continue
                 if isinstance(item, _WindowEnd):
+                    problems_before = len(self.summary.problems)
                     extra = await self._verify(item.window, seen, count)
+                    if len(self.summary.problems) > problems_before:
+                        incomplete.add(item.index)
                     page = held if held is not None else Page([], count, 0, None)
                     if extra:
                         page = attrs.evolve(page, items=[*page.items, *extra])
@@ -376,7 +385,9 @@ class PullEngine(Generic[T]):
                     self.summary.elapsed = time.monotonic() - started
                     yield attrs.evolve(page, window=item.index, final=item.closes)
                     held = None
-                    if item.closes and self.checkpoint is not None:
+                    # An incomplete window is not recorded: a resumed pull tries it again.
+                    done = item.closes and item.index not in incomplete
+                    if done and self.checkpoint is not None:
                         self.checkpoint.mark_done(item.index, len(seen))
                     continue
                 page = await item

@@ -20,13 +20,20 @@ from callsessions import (
     CallSessionsClient,
     Checkpoint,
     IncompletePullError,
+    InvalidQueryError,
+    Page,
     PaginationError,
     PullPlan,
+    PullSettings,
+    PullSummary,
     RetryPolicy,
     ServerError,
     SessionQuery,
+    Window,
     WireNames,
 )
+from callsessions._pull import PullEngine, RequestContext
+from callsessions._retry import RetryBudget
 from callsessions.sim import FaultConfig, SimConfig, SimServer
 
 START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -434,3 +441,59 @@ async def test_summary_line_reads_well(sim: SimServer) -> None:
 
 
 Checker = Callable[[list[str]], None]
+
+
+async def test_a_window_that_stays_short_is_reported_and_not_checkpointed(tmp_path: Any) -> None:
+    """A server whose count promises two records it never serves: the window is walked
+    again, sliced, then reported; the pull raises at the end, after delivering the rest,
+    and the checkpoint does not mark the short window as done."""
+    t0 = START
+    stamps = {f"a{i}": t0 + timedelta(minutes=i) for i in range(10)}
+    stamps |= {f"b{i}": t0 + timedelta(days=1, minutes=i) for i in range(3)}
+    windows = (
+        Window(t0, t0 + timedelta(days=1)),
+        Window(t0 + timedelta(days=1), t0 + timedelta(days=2)),
+    )
+
+    async def fetch(window: Window, offset: int, limit: int) -> Page[dict[str, Any]]:
+        inside = [
+            k
+            for k, t in sorted(stamps.items(), key=lambda kv: kv[1])
+            if window.start <= t < window.end
+        ]
+        phantom = 2 if window.start < t0 + timedelta(days=1) else 0
+        items = [{"id": k} for k in inside[offset : offset + limit]]
+        return Page(items=items, count=len(inside) + phantom, offset=offset, limit=limit)
+
+    plan = PullPlan(
+        query=SessionQuery(start=t0, end=t0 + timedelta(days=2)),
+        windows=windows,
+        settings=PullSettings(page_size=4, offset_ceiling=40),
+    )
+    checkpoint = Checkpoint.open(tmp_path / "cp", plan)
+    summary = PullSummary()
+    ctx = RequestContext(summary=summary, budget=RetryBudget(tokens=10))
+    engine: PullEngine[dict[str, Any]] = PullEngine(
+        plan, fetch, lambda r: r["id"], ctx, concurrency=2, max_rewalks=2, checkpoint=checkpoint
+    )
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for page in engine.pages():
+            got.extend(r["id"] for r in page.items)
+
+    with pytest.raises(IncompletePullError, match="1 window") as info:
+        await consume()
+    assert sorted(got) == sorted(stamps), "everything that exists was delivered, once"
+    assert len(got) == len(set(got))
+    (problem,) = info.value.problems
+    assert (problem.expected, problem.gathered) == (12, 10)
+    assert summary.rewalks >= 2
+    assert Checkpoint.open(tmp_path / "cp").done == {1: 3}, "only the complete window is done"
+
+
+async def test_a_damaged_checkpoint_is_a_clear_error(tmp_path: Any) -> None:
+    path = tmp_path / "cp"
+    path.write_bytes(b'{"plan": {"version": 1}')
+    with pytest.raises(InvalidQueryError, match="damaged"):
+        Checkpoint.open(path)
