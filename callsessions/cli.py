@@ -647,6 +647,12 @@ async def _pull(client: CallSessionsClient, job: PullJob, started: float) -> Pul
                     # Durable up to here; the library saves this state with the window's
                     # mark when the next page is asked for.
                     cp.state["position"] = sink.sync()
+                    if stream.summary.problems and "incomplete" not in cp.state:
+                        # A window fell short: it stays unmarked, but its records are in
+                        # the file, so this checkpoint must never be resumed (it would
+                        # write them twice). Saved now, in case the process dies.
+                        cp.state["incomplete"] = [str(p) for p in stream.summary.problems]
+                        cp.save()
         sink.finalize()
     except IncompletePullError as exc:
         cp.state["incomplete"] = [str(p) for p in exc.problems]
