@@ -431,7 +431,8 @@ class CallSessionsClient:
     ) -> PullStream[Page[CallSession]] | PullStream[Page[RawRecord]]:
         """Every page of a pull, in order, each record once (see ``sessions``)."""
         summary = PullSummary()
-        return PullStream(self._pages(source, raw, concurrency, checkpoint, summary), summary)
+        pages = self._pages(source, raw, concurrency, checkpoint, summary)
+        return PullStream(pages, summary, records=False)
 
     @overload
     def sessions(
@@ -473,7 +474,7 @@ class CallSessionsClient:
         """
         summary = PullSummary()
         pages = self._pages(source, raw, concurrency, checkpoint, summary)
-        return PullStream(_flatten(pages), summary)
+        return PullStream(pages, summary, records=True)
 
     async def _pages(
         self,
@@ -609,15 +610,6 @@ class CallSessionsClient:
 
         result: ExportResult = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
         return result
-
-
-async def _flatten(pages: AsyncGenerator[Page[Any], None]) -> AsyncGenerator[Any, None]:
-    try:
-        async for page in pages:
-            for item in page.items:
-                yield item
-    finally:
-        await pages.aclose()
 
 
 def _check_target(path: str | os.PathLike[str]) -> Path:

@@ -20,9 +20,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 import orjson
@@ -184,14 +184,14 @@ PageFetcher = Callable[[Window, int, int], Awaitable[Page[T]]]
 class _WindowStart:
     index: int
     window: Window
-    count: int | None
 
 
 @frozen
 class _WindowEnd:
     index: int
     window: Window
-    closes: bool
+    #: offsets below this were requested by the producer
+    covered: int
 
 
 @frozen
@@ -203,31 +203,61 @@ _END = object()
 
 
 class PullStream(Generic[T]):
-    """The async iterator of a pull. Iterate it for pages (``client.pages``) or records
-    (``client.sessions``); ``summary`` says what happened so far. Leaving early is clean:
-    use ``async with`` (or call ``aclose``) to cancel in-flight requests at once; a plain
-    ``break`` is cleaned up by the event loop when the stream is dropped."""
+    """The async iterator of a pull: pages (``client.pages``) or records
+    (``client.sessions``); ``summary`` says what happened so far.
 
-    def __init__(self, source: AsyncIterator[T], summary: PullSummary) -> None:
-        self._source = source
+    Leaving early is clean: use ``async with`` (or call ``aclose``) to cancel in-flight
+    requests at once; after a plain ``break`` the event loop closes the dropped stream.
+    """
+
+    def __init__(
+        self, pages: AsyncGenerator[Page[Any], None], summary: PullSummary, *, records: bool
+    ) -> None:
+        self._pages = pages
+        self._records = records
+        self._items: Iterator[Any] = iter(())
         self.summary = summary
 
     def __aiter__(self) -> PullStream[T]:
         return self
 
     async def __anext__(self) -> T:
-        return await self._source.__anext__()
+        if not self._records:
+            page: Any = await self._pages.__anext__()
+            return cast(T, page)
+        # Records are handed out from the current page's list: no extra generator step per
+        # record on the hot path.
+        while True:
+            try:
+                item: T = next(self._items)
+                return item
+            except StopIteration:
+                self._items = iter((await self._pages.__anext__()).items)
 
     async def aclose(self) -> None:
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._pages.aclose()
 
     async def __aenter__(self) -> PullStream[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@define
+class _WindowState:
+    """What the consumer knows of the window it is reading."""
+
+    index: int
+    window: Window
+    seen: set[Any] = field(factory=set)
+    count: int | None = None
+    previous_ids: list[Any] | None = None
+    first: bool = True
+    #: the count that made this window too full to read; its pages are skipped, and it is
+    #: pulled again as sub-windows
+    overflow: int | None = None
+    wasted: int = 0
 
 
 class PullEngine(Generic[T]):
@@ -243,6 +273,7 @@ class PullEngine(Generic[T]):
         concurrency: int,
         max_rewalks: int = 3,
         checkpoint: Checkpoint | None = None,
+        top: bool = True,
     ) -> None:
         self.plan = plan
         self.settings: PullSettings = plan.settings
@@ -253,9 +284,12 @@ class PullEngine(Generic[T]):
         self.concurrency = concurrency
         self.max_rewalks = max_rewalks
         self.checkpoint = checkpoint
-        # Pages waiting in order: enough to keep every place of the limiter busy while the
-        # caller works on the oldest, and no more (this is what bounds memory).
-        self.depth = 2 * concurrency + 2
+        #: False for the engine that re-reads an over-full window as sub-windows
+        self.top = top
+        # Items waiting in order (window markers and page requests): enough to keep every
+        # place of the limiter busy while the caller works on the oldest page, and no more.
+        # This is what bounds memory: at most this many pages are held at once.
+        self.depth = concurrency + 4
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # -- producer ---------------------------------------------------------------------
@@ -269,62 +303,45 @@ class PullEngine(Generic[T]):
         return task
 
     async def _produce(self, queue: asyncio.Queue[Any], indexes: Iterable[int]) -> None:
-        P = self.settings.page_size
-        stack: list[tuple[int, Window, bool]] = [
-            (i, self.plan.windows[i], True) for i in reversed(list(indexes))
-        ]
-        ahead: dict[tuple[int, Window], asyncio.Task[Page[T]]] = {}
-        try:
-            while stack:
-                index, window, closes = stack.pop()
-                first_task = ahead.pop((index, window), None) or self._spawn(window, 0, P)
-                if stack and (stack[-1][0], stack[-1][1]) not in ahead:
-                    nxt = stack[-1]
-                    ahead[(nxt[0], nxt[1])] = self._spawn(nxt[1], 0, P)
+        """Queue every page request of every window, in order, as far ahead as the queue
+        allows. A window's pages are known from the plan's count (exact or estimated), so
+        they go out without waiting for its first page; the consumer checks that count
+        against the pages' own and mends the difference."""
+        P, ceiling = self.settings.page_size, self.settings.capacity
+        for index in indexes:
+            window = self.plan.windows[index]
+            await queue.put(_WindowStart(index, window))
+            count = window.count
+            if count is None:
+                # Nothing planned: learn the count from the first page before going on.
+                first_task = self._spawn(window, 0, P)
                 try:
                     first = await first_task
                 except Exception as exc:
                     await queue.put(_Failure(exc))
                     return
-                count = first.count
-                if count is not None and count > self.settings.capacity:
-                    subs = split_window(window, count, self.settings)
-                    if len(subs) == 1:
-                        await queue.put(
-                            _Failure(
-                                IncompletePullError(
-                                    f"window {window} holds {count} records, more than the "
-                                    f"offset ceiling {self.settings.offset_ceiling} allows, and "
-                                    "is too short to split further; raise offset_ceiling or "
-                                    "narrow the query",
-                                    [WindowProblem(window, count, 0, "over the offset ceiling")],
-                                )
-                            )
-                        )
+                await queue.put(first_task)
+                if first.count is None:
+                    try:
+                        covered = await self._walk_without_count(queue, window, first)
+                    except Exception as exc:
+                        await queue.put(_Failure(exc))
                         return
-                    self.summary.splits += 1
-                    self.summary.planning_requests += 1
-                    log.debug("window %s holds %d records: split in %d", window, count, len(subs))
-                    for k in range(len(subs) - 1, -1, -1):
-                        stack.append((index, subs[k], closes and k == len(subs) - 1))
+                    await queue.put(_WindowEnd(index, window, covered))
                     continue
-                await queue.put(_WindowStart(index, window, count))
-                await queue.put(_done(first))
-                if count is None:
-                    await self._walk_without_count(queue, window, first)
-                else:
-                    for offset, limit in page_offsets(count, P, self.settings.capacity, P):
-                        await queue.put(self._spawn(window, offset, limit))
-                await queue.put(_WindowEnd(index, window, closes))
-            await queue.put(_END)
-        finally:
-            for task in ahead.values():
-                task.cancel()
-            await asyncio.gather(*ahead.values(), return_exceptions=True)
+                count, start = first.count, P
+            else:
+                start = 0
+            pages = page_offsets(max(count, 1), P, ceiling, start)
+            for offset, limit in pages:
+                await queue.put(self._spawn(window, offset, limit))
+            covered = pages[-1][0] + pages[-1][1] if pages else start
+            await queue.put(_WindowEnd(index, window, covered))
+        await queue.put(_END)
 
     async def _walk_without_count(
         self, queue: asyncio.Queue[Any], window: Window, first: Page[T]
-    ) -> None:
+    ) -> int:
         """A server that sends no count: walk page after page until a short page."""
         P = self.settings.page_size
         page, offset = first, 0
@@ -344,6 +361,7 @@ class PullEngine(Generic[T]):
                     "server ignores the offset (check the wire names)"
                 )
             await queue.put(_done(page))
+        return offset + P
 
     # -- consumer ---------------------------------------------------------------------
 
@@ -357,9 +375,7 @@ class PullEngine(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.depth)
         producer = asyncio.ensure_future(self._produce(queue, indexes))
         held: Page[T] | None = None
-        seen: set[Any] = set()
-        count: int | None = None
-        previous_ids: list[Any] | None = None
+        state: _WindowState | None = None
         incomplete: set[int] = set()
         try:
             while True:
@@ -369,53 +385,52 @@ class PullEngine(Generic[T]):
                 if isinstance(item, _Failure):
                     raise item.error
                 if isinstance(item, _WindowStart):
-                    seen, count, previous_ids, held = set(), item.count, None, None
+                    state, held = _WindowState(item.index, item.window), None
                     continue
+                assert state is not None
                 if isinstance(item, _WindowEnd):
-                    problems_before = len(self.summary.problems)
-                    extra = await self._verify(item.window, seen, count)
-                    if len(self.summary.problems) > problems_before:
-                        incomplete.add(item.index)
-                    page = held if held is not None else Page([], count, 0, None)
-                    if extra:
-                        page = attrs.evolve(page, items=[*page.items, *extra])
-                    self.summary.records += len(extra)
-                    if item.closes:
-                        self.summary.windows += 1
+                    if state.overflow is not None:
+                        async for page in self._overflowed(state):
+                            if held is not None:
+                                yield held
+                            held = page
+                    else:
+                        problems_before = len(self.summary.problems)
+                        extra = await self._complete(state, item.covered)
+                        if len(self.summary.problems) > problems_before:
+                            incomplete.add(state.index)
+                        if extra:
+                            base = held if held is not None else Page([], state.count, 0, None)
+                            held = attrs.evolve(base, items=[*base.items, *extra])
+                    self.summary.windows += 1 if self.top else 0
                     self.summary.elapsed = time.monotonic() - started
-                    yield attrs.evolve(page, window=item.index, final=item.closes)
+                    last = held if held is not None else Page([], state.count, 0, None)
                     held = None
+                    yield attrs.evolve(last, window=state.index, final=True)
                     # An incomplete window is not recorded: a resumed pull tries it again.
-                    done = item.closes and item.index not in incomplete
-                    if done and self.checkpoint is not None:
-                        self.checkpoint.mark_done(item.index, len(seen))
+                    if self.checkpoint is not None and state.index not in incomplete:
+                        self.checkpoint.mark_done(state.index, len(state.seen))
+                    continue
+                if state.overflow is not None:
+                    _discard(item)
+                    state.wasted += 1
                     continue
                 page = await item
-                ids = [self.ident(r) for r in page.items]
-                if previous_ids is not None and ids and ids == previous_ids:
-                    raise PaginationError(
-                        f"the page at offset {page.offset} holds exactly the ids of the "
-                        "previous page: the server ignores the offset (check the wire names)"
-                    )
-                previous_ids = ids
-                fresh = [r for r, i in zip(page.items, ids, strict=True) if i not in seen]
-                seen.update(ids)
-                self.summary.duplicates_dropped += len(page.items) - len(fresh)
-                self.summary.records += len(fresh)
-                self.summary.pages += 1
-                if page.count is not None:
-                    # The largest count seen: pages complete out of order, and with records
-                    # inserted meanwhile only the newest count covers every id gathered.
-                    count = page.count if count is None else max(count, page.count)
+                if state.first and page.count is not None and page.count > self.settings.capacity:
+                    # Too full to read below the ceiling: skip its pages, split it at the end.
+                    state.overflow, state.wasted = page.count, 1
+                    continue
+                state.first = False
+                fresh = self._take(state, page)
                 if held is not None:
                     self.summary.elapsed = time.monotonic() - started
                     yield held
-                held = attrs.evolve(page, items=fresh) if len(fresh) != len(page.items) else page
+                held = fresh
             await producer
             if self.ctx.limiter is not None:
                 self.summary.lowest_concurrency = self.ctx.limiter.lowest
             self.summary.elapsed = time.monotonic() - started
-            if self.summary.problems:
+            if self.top and self.summary.problems:
                 raise IncompletePullError(
                     f"{len(self.summary.problems)} window(s) incomplete: "
                     + "; ".join(str(p) for p in self.summary.problems[:5]),
@@ -431,6 +446,80 @@ class PullEngine(Generic[T]):
             for fut in pending:
                 fut.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+    def _take(self, state: _WindowState, page: Page[T]) -> Page[T]:
+        """Record a page's ids in its window; the page with only records not seen before."""
+        ids = _ids(page.items, self.ident)
+        if state.previous_ids is not None and ids and ids == state.previous_ids:
+            raise PaginationError(
+                f"the page at offset {page.offset} holds exactly the ids of the "
+                "previous page: the server ignores the offset (check the wire names)"
+            )
+        state.previous_ids = ids
+        seen = state.seen
+        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+            fresh = page
+        else:
+            kept: list[T] = []
+            for record, key in zip(page.items, ids, strict=True):
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(record)
+            self.summary.duplicates_dropped += len(page.items) - len(kept)
+            fresh = attrs.evolve(page, items=kept)
+        seen.update(ids)
+        self.summary.records += len(fresh.items)
+        self.summary.pages += 1
+        if page.count is not None:
+            # The largest count seen: pages complete out of order, and with records inserted
+            # meanwhile only the newest count covers every id gathered.
+            state.count = page.count if state.count is None else max(state.count, page.count)
+        return fresh
+
+    async def _complete(self, state: _WindowState, covered: int) -> list[T]:
+        """At a window's end: fetch pages the plan's estimate left out, then verify."""
+        extra: list[T] = []
+        count = state.count
+        if count is not None and count > covered and covered < self.settings.capacity:
+            P = self.settings.page_size
+            tail = page_offsets(count, P, self.settings.capacity, covered)
+            pages = await asyncio.gather(*(self.fetch(state.window, o, n) for o, n in tail))
+            for page in pages:
+                extra.extend(self._take(state, page).items)
+        extra.extend(await self._verify(state.window, state.seen, state.count))
+        return extra
+
+    async def _overflowed(self, state: _WindowState) -> AsyncGenerator[Page[T], None]:
+        """Read an over-full window as sub-windows sized to its count, with an engine of
+        their own (so they too are fetched concurrently, in order, and verified)."""
+        window, count = state.window, state.overflow or 0
+        subs = split_window(window, count, self.settings)
+        if len(subs) == 1:
+            raise IncompletePullError(
+                f"window {window} holds {count} records, more than the offset ceiling "
+                f"{self.settings.offset_ceiling} allows, and is too short to split further; "
+                "raise offset_ceiling or narrow the query",
+                [WindowProblem(window, count, 0, "over the offset ceiling")],
+            )
+        self.summary.splits += 1
+        self.summary.planning_requests += state.wasted
+        log.debug("window %s holds %d records: split in %d", window, count, len(subs))
+        nested = PullEngine(
+            attrs.evolve(self.plan, windows=tuple(subs)),
+            self.fetch,
+            self.ident,
+            self.ctx,
+            concurrency=self.concurrency,
+            max_rewalks=self.max_rewalks,
+            top=False,
+        )
+        pages = nested.pages()
+        try:
+            async for page in pages:
+                state.seen.update(_ids(page.items, self.ident))
+                yield attrs.evolve(page, final=False)
+        finally:
+            await pages.aclose()
 
     async def _verify(self, window: Window, seen: set[Any], count: int | None) -> list[T]:
         """Make the window's unique ids reach its count: re-walk, then split into slices
@@ -487,6 +576,18 @@ class PullEngine(Generic[T]):
             else:
                 self.summary.duplicates_dropped += 1
         return out
+
+
+def _ids(items: list[T], ident: Callable[[T], Any]) -> list[Any]:
+    return [ident(r) for r in items]
+
+
+def _discard(fut: Any) -> None:
+    """Drop a queued request: cancel it, or take its outcome so none goes unretrieved."""
+    if not fut.done():
+        fut.cancel()
+    elif not fut.cancelled():
+        fut.exception()
 
 
 def _done(page: Page[T]) -> asyncio.Future[Page[T]]:
