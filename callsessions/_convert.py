@@ -18,6 +18,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from ._gcpause import gc_paused
 from ._models import JSON, CallSession
 from ._query import ALL_FIELDS, CallStatus, snake_case
 
@@ -101,7 +102,7 @@ def _as_is(value: Any) -> Any:
 #: Date-time strings already parsed. Calls come in bursts that share a second, so a pull
 #: parses the same few strings over and over; datetimes are immutable, so sharing is safe.
 _DATETIMES: dict[str, datetime] = {}
-_DATETIMES_MAX = 100_000
+_DATETIMES_MAX = 4_096
 
 
 def _datetime_cached(value: str) -> Any:
@@ -119,8 +120,7 @@ _INLINE: dict[Callable[[Any, Any], Any], str] = {
     _passthrough: "g({w!r})",
     _int: "(v if (v := g({w!r})) is None or v.__class__ is int else _int(v, None))",
     _datetime: (
-        "((_dts.get(v) or _dtc(v)) if (v := g({w!r})).__class__ is str "
-        "else _datetime(v, None))"
+        "((_dts.get(v) or _dtc(v)) if (v := g({w!r})).__class__ is str else _datetime(v, None))"
     ),
     _status: "(_sbv.get(v, v) if (v := g({w!r})).__class__ is str else _status(v, None))",
     _decimal: "_decimal(g({w!r}), None)",
@@ -192,7 +192,6 @@ def make_converter() -> cattrs.Converter:
     renames: dict[str, Any] = {name: override(rename=wire) for name, wire in _RENAMES.items()}
     conv.register_structure_hook(CallSession, _make_record_structure(conv))
 
-
     out_hooks: list[tuple[Any, Callable[[Any], Any]]] = [
         (datetime, _datetime_out),
         (datetime | None, _datetime_out),
@@ -236,7 +235,8 @@ def structure_session(data: dict[str, Any]) -> CallSession:
 def structure_sessions(items: list[dict[str, Any]]) -> list[CallSession]:
     """Structure a page of wire dicts (the hot path of a pull)."""
     hook = _STRUCTURE
-    return [hook(item, CallSession) for item in items]
+    with gc_paused():  # a thousand records and their values: see _gcpause
+        return [hook(item, CallSession) for item in items]
 
 
 def unstructure_session(record: CallSession) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     TokenExpiredError,
 )
+from ._gcpause import gc_paused
 from ._query import DEFAULT_WIRE_NAMES, SessionQuery, WireNames
 
 __all__ = [
@@ -117,7 +118,8 @@ def parse_page(response: HTTPResponse, *, method: str = "GET", path: str = "") -
     if response.status != 200:
         raise DecodeError(f"unexpected HTTP {response.status} for a list", method=method, path=path)
     try:
-        data = orjson.loads(response.body)
+        with gc_paused():
+            data = orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(
             f"malformed JSON body ({len(response.body)} bytes): {exc}", method=method, path=path
