@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 from attrs import field, frozen
@@ -21,6 +21,7 @@ from ._convert import structure_sessions
 from ._errors import (
     CallSessionsError,
     ConnectionFailedError,
+    DecodeError,
     InvalidQueryError,
     RateLimitedError,
     TokenExpiredError,
@@ -43,6 +44,7 @@ from ._protocol import (
     PageData,
     build_page_request,
     error_from_response,
+    looks_complete,
     parse_page,
 )
 from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
@@ -58,6 +60,7 @@ __all__ = ["CallSessionsClient", "ClientConfig", "ExportResult"]
 log = logging.getLogger("callsessions")
 
 RawRecord = dict[str, Any]
+R = TypeVar("R")
 
 
 def _positive(name: str) -> Callable[[object, object, float], None]:
@@ -228,13 +231,41 @@ class CallSessionsClient:
     async def _get_page_data(self, request: HTTPRequest, ctx: RequestContext) -> PageData:
         """One page request under the retry policy, the budget and the limiter."""
 
-        async def attempt() -> PageData:
+        def parse(response: HTTPResponse) -> PageData:
+            return parse_page(response, method=request.method, path=request.path)
+
+        return await self._get_checked(request, ctx, parse)
+
+    async def _get_body(self, request: HTTPRequest, ctx: RequestContext) -> bytes:
+        """One page request like ``_get_page_data``, but its body is kept as bytes to parse
+        later: only the status is checked, and that the body is not visibly cut short."""
+
+        def check(response: HTTPResponse) -> bytes:
+            if response.status != 200:
+                parse_page(response, method=request.method, path=request.path)  # raises
+            if not looks_complete(response.body):
+                raise DecodeError(
+                    f"the body ({len(response.body)} bytes) ends mid-document",
+                    method=request.method,
+                    path=request.path,
+                )
+            return response.body
+
+        return await self._get_checked(request, ctx, check)
+
+    async def _get_checked(
+        self, request: HTTPRequest, ctx: RequestContext, check: Callable[[HTTPResponse], R]
+    ) -> R:
+        """Send under the retry policy, the budget and the limiter; ``check`` turns the
+        response into the result or raises (an error it raises may be retried)."""
+
+        async def attempt() -> R:
             if ctx.limiter is None:
                 response = await self._send_authed(request, ctx)
             else:
                 async with ctx.limiter.slot():
                     response = await self._send_authed(request, ctx)
-            data = parse_page(response, method=request.method, path=request.path)
+            data = check(response)
             ctx.budget.on_success()
             if ctx.limiter is not None:
                 ctx.limiter.on_success()
@@ -249,7 +280,7 @@ class CallSessionsClient:
                     ctx.limiter.on_throttle()
             log.info("retrying in %.2fs after %s", wait, exc)
 
-        result: PageData = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
+        result: R = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
         return result
 
     def _request_for(self, query: SessionQuery) -> HTTPRequest:
@@ -513,6 +544,14 @@ class CallSessionsClient:
             items: list[Any] = data.items if raw else structure_sessions(data.items)
             return Page(items=items, count=data.count, offset=offset, limit=limit)
 
+        async def fetch_pending(window: Window, offset: int, limit: int) -> _Body:
+            query = attrs.evolve(
+                base, start=window.start, end=window.end, offset=offset, page_size=limit
+            )
+            request = self._request_for(query)
+            body = await self._get_body(request, ctx)
+            return _Body(body, offset, limit, raw, request.path)
+
         def ident_raw(r: RawRecord) -> Any:
             key = r.get("id")
             return key if key is not None else ("no-id", next(missing))
@@ -528,6 +567,7 @@ class CallSessionsClient:
             concurrency=bound,
             max_rewalks=self.config.max_rewalks,
             checkpoint=checkpoint,
+            fetch_pending=fetch_pending,
         )
         pages = engine.pages()
         try:
@@ -610,6 +650,23 @@ class CallSessionsClient:
 
         result: ExportResult = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
         return result
+
+
+@frozen
+class _Body:
+    """A page body that arrived whole, parsed (and structured) only when its turn comes, so
+    that pages waiting in a pull's queue are compact bytes, not thousands of objects."""
+
+    body: bytes
+    offset: int
+    limit: int
+    raw: bool
+    path: str
+
+    def parse(self) -> Page[Any]:
+        data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
+        items: list[Any] = data.items if self.raw else structure_sessions(data.items)
+        return Page(items=items, count=data.count, offset=self.offset, limit=self.limit)
 
 
 def _check_target(path: str | os.PathLike[str]) -> Path:

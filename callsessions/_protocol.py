@@ -40,6 +40,7 @@ __all__ = [
     "build_page_request",
     "error_from_response",
     "jwt_expiry",
+    "looks_complete",
     "parse_page",
     "parse_retry_after",
 ]
@@ -138,6 +139,16 @@ def parse_page(response: HTTPResponse, *, method: str = "GET", path: str = "") -
     if items and not all(type(item) is dict for item in items):
         raise DecodeError("an item of 'items' is not a JSON object", method=method, path=path)
     return PageData(items=items, count=count)
+
+
+def looks_complete(body: bytes) -> bool:
+    """A cheap check that a JSON body was not cut short: it opens and closes like an object
+    or an array. It catches a body cut mid-way in nearly all cases; a full parse catches
+    the rest, later."""
+    head, tail = body[:64].lstrip(), body[-64:].rstrip()
+    if not head or not tail:
+        return False
+    return (head[:1], tail[-1:]) in ((b"{", b"}"), (b"[", b"]"))
 
 
 def error_from_response(

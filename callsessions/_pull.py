@@ -22,13 +22,13 @@ import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import attrs
 import orjson
 from attrs import define, field, frozen
 
-from ._errors import IncompletePullError, InvalidQueryError, PaginationError
+from ._errors import DecodeError, IncompletePullError, InvalidQueryError, PaginationError
 from ._limiter import AdaptiveLimiter
 from ._models import Page
 from ._planning import PullPlan, PullSettings, Window, page_offsets, split_window
@@ -180,6 +180,41 @@ class Checkpoint:
 PageFetcher = Callable[[Window, int, int], Awaitable[Page[T]]]
 
 
+class PendingPage(Protocol[T]):
+    """A page whose body has arrived but is not parsed yet: ``parse()`` raises
+    ``DecodeError`` when the body turns out to be broken."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def limit(self) -> int: ...
+
+    def parse(self) -> Page[T]: ...
+
+
+#: fetch_pending(window, offset, limit) -> a page to parse when its turn comes
+PendingFetcher = Callable[[Window, int, int], Awaitable[PendingPage[T]]]
+
+
+@frozen
+class _Parsed(Generic[T]):
+    """A page parsed already (a fake transport's, or one the producer had to read)."""
+
+    page: Page[T]
+
+    @property
+    def offset(self) -> int:
+        return self.page.offset
+
+    @property
+    def limit(self) -> int:
+        return self.page.limit or 0
+
+    def parse(self) -> Page[T]:
+        return self.page
+
+
 @frozen
 class _WindowStart:
     index: int
@@ -274,10 +309,12 @@ class PullEngine(Generic[T]):
         max_rewalks: int = 3,
         checkpoint: Checkpoint | None = None,
         top: bool = True,
+        fetch_pending: PendingFetcher[T] | None = None,
     ) -> None:
         self.plan = plan
         self.settings: PullSettings = plan.settings
         self.fetch = fetch
+        self.fetch_pending = fetch_pending
         self.ident = ident
         self.ctx = ctx
         self.summary = ctx.summary
@@ -286,16 +323,24 @@ class PullEngine(Generic[T]):
         self.checkpoint = checkpoint
         #: False for the engine that re-reads an over-full window as sub-windows
         self.top = top
-        # Items waiting in order (window markers and page requests): enough to keep every
-        # place of the limiter busy while the caller works on the oldest page, and no more.
-        # This is what bounds memory: at most this many pages are held at once.
-        self.depth = concurrency + 4
+        # Pages requested and not yet taken by the consumer: every place of the limiter
+        # busy, plus as many answered pages waiting their turn, so that a freed place is
+        # refilled when an answer arrives, not when the caller gets to it. This is what
+        # bounds memory: the waiting pages are held as bytes (parsed only in their turn),
+        # which also keeps the garbage collector's work small.
+        self.depth = concurrency + 2 + concurrency // 2
+        self._room = asyncio.Semaphore(self.depth)
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # -- producer ---------------------------------------------------------------------
 
-    def _spawn(self, window: Window, offset: int, limit: int) -> asyncio.Task[Page[T]]:
-        task = asyncio.ensure_future(self.fetch(window, offset, limit))
+    async def _fetch_pending(self, window: Window, offset: int, limit: int) -> PendingPage[T]:
+        if self.fetch_pending is not None:
+            return await self.fetch_pending(window, offset, limit)
+        return _Parsed(await self.fetch(window, offset, limit))
+
+    def _spawn(self, window: Window, offset: int, limit: int) -> asyncio.Task[PendingPage[T]]:
+        task = asyncio.ensure_future(self._fetch_pending(window, offset, limit))
         # Every request task is tracked until done, so that leaving early can cancel and
         # reap all of them, also one the producer holds while the queue is full.
         self._tasks.add(task)
@@ -314,13 +359,13 @@ class PullEngine(Generic[T]):
             count = window.count
             if count is None:
                 # Nothing planned: learn the count from the first page before going on.
-                first_task = self._spawn(window, 0, P)
                 try:
-                    first = await first_task
+                    first = await self.fetch(window, 0, P)
                 except Exception as exc:
                     await queue.put(_Failure(exc))
                     return
-                await queue.put(first_task)
+                await self._room.acquire()
+                await queue.put(_done(first))
                 if first.count is None:
                     try:
                         covered = await self._walk_without_count(queue, window, first)
@@ -334,6 +379,7 @@ class PullEngine(Generic[T]):
                 start = 0
             pages = page_offsets(max(count, 1), P, ceiling, start)
             for offset, limit in pages:
+                await self._room.acquire()
                 await queue.put(self._spawn(window, offset, limit))
             covered = pages[-1][0] + pages[-1][1] if pages else start
             await queue.put(_WindowEnd(index, window, covered))
@@ -360,6 +406,7 @@ class PullEngine(Generic[T]):
                     f"the page at offset {offset} repeats the previous page's ids: the "
                     "server ignores the offset (check the wire names)"
                 )
+            await self._room.acquire()
             await queue.put(_done(page))
         return offset + P
 
@@ -372,7 +419,8 @@ class PullEngine(Generic[T]):
             if self.checkpoint is not None
             else range(len(self.plan.windows))
         )
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.depth)
+        # Unbounded: the window markers are free, and pages are bounded by self._room.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         producer = asyncio.ensure_future(self._produce(queue, indexes))
         held: Page[T] | None = None
         state: _WindowState | None = None
@@ -411,11 +459,12 @@ class PullEngine(Generic[T]):
                     if self.checkpoint is not None and state.index not in incomplete:
                         self.checkpoint.mark_done(state.index, len(state.seen))
                     continue
+                self._room.release()  # a page item: taken out of the waiting room
                 if state.overflow is not None:
                     _discard(item)
                     state.wasted += 1
                     continue
-                page = await item
+                page = await self._parse(await item, state.window)
                 if state.first and page.count is not None and page.count > self.settings.capacity:
                     # Too full to read below the ceiling: skip its pages, split it at the end.
                     state.overflow, state.wasted = page.count, 1
@@ -446,6 +495,16 @@ class PullEngine(Generic[T]):
             for fut in pending:
                 fut.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _parse(self, pending: PendingPage[T], window: Window) -> Page[T]:
+        """Parse a page in its turn; a body that turns out broken is fetched again (the
+        fetch parses under the retry policy)."""
+        try:
+            return pending.parse()
+        except DecodeError as exc:
+            self.summary.retries += 1
+            log.info("refetching a page that did not parse: %s", exc)
+            return await self.fetch(window, pending.offset, pending.limit)
 
     def _take(self, state: _WindowState, page: Page[T]) -> Page[T]:
         """Record a page's ids in its window; the page with only records not seen before."""
@@ -512,6 +571,7 @@ class PullEngine(Generic[T]):
             concurrency=self.concurrency,
             max_rewalks=self.max_rewalks,
             top=False,
+            fetch_pending=self.fetch_pending,
         )
         pages = nested.pages()
         try:
@@ -590,7 +650,7 @@ def _discard(fut: Any) -> None:
         fut.exception()
 
 
-def _done(page: Page[T]) -> asyncio.Future[Page[T]]:
-    fut: asyncio.Future[Page[T]] = asyncio.get_running_loop().create_future()
-    fut.set_result(page)
+def _done(page: Page[T]) -> asyncio.Future[PendingPage[T]]:
+    fut: asyncio.Future[PendingPage[T]] = asyncio.get_running_loop().create_future()
+    fut.set_result(_Parsed(page))
     return fut
