@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -105,6 +105,11 @@ class SimState:
         self.latency = config.latency
         self.jitter = config.jitter
         self._latency_rng = random.Random(f"callsessions-sim-latency-{config.seed}")
+        #: encoded list bodies by (data version, query): a search index answers a repeated
+        #: query from its cache too, and it keeps the simulator's own CPU from dominating
+        #: client benchmarks on a small machine. Bounded; bypassed when ties are shuffled.
+        self.page_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self.page_cache_size = 64
 
     @property
     def faults(self) -> FaultConfig:
@@ -273,13 +278,23 @@ async def _search(request: web.Request) -> web.StreamResponse:
             status = 200
             return await _export(request, state, query, result, decision)
         start, stop = query.offset, query.offset + query.limit
-        if decision.shuffle is not None:
-            rids = result.shuffled_rids(start, stop, decision.shuffle)
+        key = (state.dataset.version, tuple(sorted(params.items())))
+        cached = state.page_cache.get(key) if decision.shuffle is None else None
+        if cached is not None:
+            state.page_cache.move_to_end(key)
+            body = cached
         else:
-            rids = result.rids(start, stop)
-        body = orjson.dumps(
-            {"count": result.count, "items": _select(state.dataset, rids, query.fields)}
-        )
+            if decision.shuffle is not None:
+                rids = result.shuffled_rids(start, stop, decision.shuffle)
+            else:
+                rids = result.rids(start, stop)
+            body = orjson.dumps(
+                {"count": result.count, "items": _select(state.dataset, rids, query.fields)}
+            )
+            if decision.shuffle is None and state.page_cache_size:
+                state.page_cache[key] = body
+                while len(state.page_cache) > state.page_cache_size:
+                    state.page_cache.popitem(last=False)
         status = 200
         if decision.kind == "truncated":
             return web.Response(status=200, body=body[: len(body) // 2], content_type=_JSON)
