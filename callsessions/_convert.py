@@ -1,7 +1,7 @@
 """The one cattrs converter factory: wire dicts <-> records.
 
 Built for bulk: the generated structure function skips detailed validation, inlines the hot
-hooks (a dict lookup for the status, cached ``datetime.fromisoformat`` for date-times), and
+hooks (a dict lookup for the status, ``datetime.fromisoformat`` for date-times), and
 values of an unexpected type are passed through rather than rejected, so that one odd record
 never stops a pull of millions. Unknown fields are kept in ``CallSession.extra``; an unknown
 status is kept as its string.
@@ -99,19 +99,15 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-#: Date-time strings already parsed. Calls come in bursts that share a second, so a pull
-#: parses the same few strings over and over; datetimes are immutable, so sharing is safe.
-_DATETIMES: dict[str, datetime] = {}
-_DATETIMES_MAX = 4_096
+_fromisoformat = datetime.fromisoformat
 
 
-def _datetime_cached(value: str) -> Any:
-    parsed = _datetime(value, None)
-    if isinstance(parsed, datetime):
-        if len(_DATETIMES) >= _DATETIMES_MAX:
-            _DATETIMES.clear()
-        _DATETIMES[value] = parsed
-    return parsed
+def _datetime_str(value: str) -> Any:
+    """The hot path of date-times: a string, almost always well formed."""
+    try:
+        return _fromisoformat(value)
+    except ValueError:
+        return _datetime(value, None)
 
 
 #: Inline expressions for the hot hooks, used by the generated record function instead of a
@@ -119,9 +115,7 @@ def _datetime_cached(value: str) -> Any:
 _INLINE: dict[Callable[[Any, Any], Any], str] = {
     _passthrough: "g({w!r})",
     _int: "(v if (v := g({w!r})) is None or v.__class__ is int else _int(v, None))",
-    _datetime: (
-        "((_dts.get(v) or _dtc(v)) if (v := g({w!r})).__class__ is str else _datetime(v, None))"
-    ),
+    _datetime: "(_dts(v) if (v := g({w!r})).__class__ is str else _datetime(v, None))",
     _status: "(_sbv.get(v, v) if (v := g({w!r})).__class__ is str else _status(v, None))",
     _decimal: "_decimal(g({w!r}), None)",
 }
@@ -141,8 +135,7 @@ def _make_record_structure(conv: cattrs.Converter) -> Callable[[Any, Any], CallS
         "_known": _KNOWN_WIRE,
         "_int": _int,
         "_datetime": _datetime,
-        "_dts": _DATETIMES,
-        "_dtc": _datetime_cached,
+        "_dts": _datetime_str,
         "_sbv": _STATUS_BY_VALUE,
         "_status": _status,
         "_decimal": _decimal,
