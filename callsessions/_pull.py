@@ -219,6 +219,8 @@ class _Parsed(Generic[T]):
 class _WindowStart:
     index: int
     window: Window
+    #: offsets below this are requested by the producer (None: by the window's own count)
+    planned: int | None
 
 
 @frozen
@@ -293,6 +295,11 @@ class _WindowState:
     #: pulled again as sub-windows
     overflow: int | None = None
     wasted: int = 0
+    #: offsets below this were requested by the producer
+    planned: int | None = None
+    #: pages past the plan's estimate, requested as soon as the first page told the count
+    tail: list[asyncio.Task[Any]] = field(factory=list)
+    tail_end: int = 0
 
 
 class PullEngine(Generic[T]):
@@ -355,8 +362,17 @@ class PullEngine(Generic[T]):
         P, ceiling = self.settings.page_size, self.settings.capacity
         for index in indexes:
             window = self.plan.windows[index]
-            await queue.put(_WindowStart(index, window))
             count = window.count
+            if count is not None:
+                pages = page_offsets(max(count, 1), P, ceiling)
+                planned = pages[-1][0] + pages[-1][1]
+                await queue.put(_WindowStart(index, window, planned))
+                for offset, limit in pages:
+                    await self._room.acquire()
+                    await queue.put(self._spawn(window, offset, limit))
+                await queue.put(_WindowEnd(index, window, planned))
+                continue
+            await queue.put(_WindowStart(index, window, None))
             if count is None:
                 # Nothing planned: learn the count from the first page before going on.
                 try:
@@ -374,15 +390,12 @@ class PullEngine(Generic[T]):
                         return
                     await queue.put(_WindowEnd(index, window, covered))
                     continue
-                count, start = first.count, P
-            else:
-                start = 0
-            pages = page_offsets(max(count, 1), P, ceiling, start)
-            for offset, limit in pages:
-                await self._room.acquire()
-                await queue.put(self._spawn(window, offset, limit))
-            covered = pages[-1][0] + pages[-1][1] if pages else start
-            await queue.put(_WindowEnd(index, window, covered))
+                pages = page_offsets(first.count, P, ceiling, P)
+                for offset, limit in pages:
+                    await self._room.acquire()
+                    await queue.put(self._spawn(window, offset, limit))
+                covered = pages[-1][0] + pages[-1][1] if pages else P
+                await queue.put(_WindowEnd(index, window, covered))
         await queue.put(_END)
 
     async def _walk_without_count(
@@ -433,7 +446,7 @@ class PullEngine(Generic[T]):
                 if isinstance(item, _Failure):
                     raise item.error
                 if isinstance(item, _WindowStart):
-                    state, held = _WindowState(item.index, item.window), None
+                    state, held = _WindowState(item.index, item.window, planned=item.planned), None
                     continue
                 assert state is not None
                 if isinstance(item, _WindowEnd):
@@ -469,6 +482,8 @@ class PullEngine(Generic[T]):
                     # Too full to read below the ceiling: skip its pages, split it at the end.
                     state.overflow, state.wasted = page.count, 1
                     continue
+                if state.first:
+                    self._spawn_tail(state, page.count)
                 state.first = False
                 fresh = self._take(state, page)
                 if held is not None:
@@ -535,9 +550,23 @@ class PullEngine(Generic[T]):
             state.count = page.count if state.count is None else max(state.count, page.count)
         return fresh
 
+    def _spawn_tail(self, state: _WindowState, count: int | None) -> None:
+        """The first page's count is above the plan's estimate: request the missing pages
+        now, so that they are on the wire while the window's other pages are read."""
+        planned = state.planned
+        if count is None or planned is None or count <= planned:
+            return
+        tail = page_offsets(count, self.settings.page_size, self.settings.capacity, planned)
+        state.tail = [self._spawn(state.window, o, n) for o, n in tail]
+        state.tail_end = tail[-1][0] + tail[-1][1] if tail else planned
+
     async def _complete(self, state: _WindowState, covered: int) -> list[T]:
-        """At a window's end: fetch pages the plan's estimate left out, then verify."""
+        """At a window's end: take the tail pages (and any the count still lacks), then
+        verify the window."""
         extra: list[T] = []
+        for task in state.tail:
+            extra.extend(self._take(state, await self._parse(await task, state.window)).items)
+        covered = max(covered, state.tail_end)
         count = state.count
         if count is not None and count > covered and covered < self.settings.capacity:
             P = self.settings.page_size

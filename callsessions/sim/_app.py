@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -356,34 +356,33 @@ async def _read_json(request: web.Request) -> Any:
         raise AuthError(400, "Invalid input parameters", "the body is not valid JSON") from None
 
 
-async def _login(request: web.Request) -> web.Response:
+async def _iam(
+    request: web.Request, endpoint: str, issue: Callable[[SimState, Any], dict[str, str]]
+) -> web.Response:
+    """One IAM call (login or refresh): read the JSON body, issue a token pair, count it."""
     state = request.app[STATE_KEY]
     status = 500
     try:
         body = await _read_json(request)
-        pair = state.issuer.login(body)
+        pair = issue(state, body)
         status = 200
         return _json_response(200, pair)
     except AuthError as exc:
         status = exc.status
         return _error(exc.status, exc.message, exc.details)
     finally:
-        state.stats.record("login", {}, status, None)
+        state.stats.record(endpoint, {}, status, None)
+
+
+async def _login(request: web.Request) -> web.Response:
+    return await _iam(request, "login", lambda state, body: state.issuer.login(body))
 
 
 async def _refresh(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    status = 500
-    try:
-        body = await _read_json(request)
-        pair = state.issuer.refresh(body, request.headers.get("Authorization"))
-        status = 200
-        return _json_response(200, pair)
-    except AuthError as exc:
-        status = exc.status
-        return _error(exc.status, exc.message, exc.details)
-    finally:
-        state.stats.record("refresh", {}, status, None)
+    authorization = request.headers.get("Authorization")
+    return await _iam(
+        request, "refresh", lambda state, body: state.issuer.refresh(body, authorization)
+    )
 
 
 def make_app(config: SimConfig | None = None, *, state: SimState | None = None) -> web.Application:
