@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 import orjson
 
 from callsessions import ALL_FIELDS, CallSessionsClient, PullPlan, SessionQuery
@@ -290,7 +291,36 @@ async def capture_bodies(
     return bodies
 
 
-PATHS = ("orjson_loads", "loads_plus_structure_sessions", "client_raw", "client_structured")
+PATHS = (
+    "orjson_loads",
+    "loads_plus_structure_sessions",
+    "plain_http_plus_loads",
+    "client_raw",
+    "client_structured",
+)
+
+
+async def plain_fetch_loads(
+    session: aiohttp.ClientSession, url: str, token: str, plan: PullPlan
+) -> dict[str, Any]:
+    """The least a raw pull must do: the same pages, fetched one by one with plain aiohttp
+    and parsed with ``orjson.loads``; nothing else (no retries, no checks, no order)."""
+    gc.collect()
+    c0 = time.process_time()
+    headers = {"Authorization": f"Bearer {token}"}
+    n = 0
+    for w in plan.windows:
+        offset = 0
+        while True:
+            q = attrs.evolve(plan.query, start=w.start, end=w.end, offset=offset, page_size=PAGE)
+            async with session.get(url + SEARCH_PATH, params=q.to_params(), headers=headers) as r:
+                body = await r.read()
+            items = orjson.loads(body)["items"]
+            n += len(items)
+            if len(items) < PAGE:
+                break
+            offset += PAGE
+    return {"cpu": time.process_time() - c0, "records": n}
 
 
 def cpu_loop(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -328,7 +358,10 @@ async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
         # repeat (their median is reported), not across minutes.
         per: dict[str, list[float]] = {k: [] for k in PATHS}
         ratios: dict[str, list[float]] = {k: [] for k in PATHS}
-        async with CallSessionsClient(sim.url, token=sim.token) as client:
+        async with (
+            CallSessionsClient(sim.url, token=sim.token) as client,
+            aiohttp.ClientSession() as plain,
+        ):
             plan = await client.plan(SessionQuery(start=start, end=end))
             await timed_pull(client, plan, 4)  # warm-up
             for r in range(repeats):
@@ -336,6 +369,8 @@ async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
                     "orjson_loads": sum(cpu_loop(loads_only, 2)) / (2 * n),
                     "loads_plus_structure_sessions": sum(cpu_loop(loads_structure, 2)) / (2 * n),
                 }
+                base = await plain_fetch_loads(plain, sim.url, sim.token, plan)
+                t["plain_http_plus_loads"] = base["cpu"] / base["records"]
                 for raw, key in ((True, "client_raw"), (False, "client_structured")):
                     pull = await timed_pull(client, plan, 4, raw=raw)
                     t[key] = pull["cpu"] / pull["records"]
