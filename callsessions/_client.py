@@ -46,6 +46,7 @@ from ._protocol import (
     error_from_response,
     looks_complete,
     parse_page,
+    peek_count,
 )
 from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
 from ._query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, SORT_KEYS, SessionQuery, WireNames
@@ -662,6 +663,9 @@ class _Body:
     limit: int
     raw: bool
     path: str
+
+    def count_hint(self) -> int | None:
+        return peek_count(self.body)
 
     def parse(self) -> Page[Any]:
         data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)

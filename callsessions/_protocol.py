@@ -43,6 +43,7 @@ __all__ = [
     "looks_complete",
     "parse_page",
     "parse_retry_after",
+    "peek_count",
 ]
 
 DEFAULT_ENDPOINT_PATH = "/api/v1/search/cis/calls"
@@ -139,6 +140,16 @@ def parse_page(response: HTTPResponse, *, method: str = "GET", path: str = "") -
     if items and not all(type(item) is dict for item in items):
         raise DecodeError("an item of 'items' is not a JSON object", method=method, path=path)
     return PageData(items=items, count=count)
+
+
+_COUNT_AT_HEAD = re.compile(rb'^\s*\{\s*"count"\s*:\s*(\d{1,12})\s*[,}]')
+
+
+def peek_count(body: bytes) -> int | None:
+    """The ``count`` of a list body when it is the first key, read without parsing the
+    rest (None otherwise). Only a hint for scheduling; the parsed count is what counts."""
+    match = _COUNT_AT_HEAD.match(body[:128])
+    return int(match.group(1)) if match else None
 
 
 def looks_complete(body: bytes) -> bool:

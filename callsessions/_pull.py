@@ -192,6 +192,10 @@ class PendingPage(Protocol[T]):
 
     def parse(self) -> Page[T]: ...
 
+    def count_hint(self) -> int | None:
+        """The total count, if it can be read without parsing the body (None if not)."""
+        ...
+
 
 #: fetch_pending(window, offset, limit) -> a page to parse when its turn comes
 PendingFetcher = Callable[[Window, int, int], Awaitable[PendingPage[T]]]
@@ -213,6 +217,9 @@ class _Parsed(Generic[T]):
 
     def parse(self) -> Page[T]:
         return self.page
+
+    def count_hint(self) -> int | None:
+        return self.page.count
 
 
 @frozen
@@ -335,9 +342,11 @@ class PullEngine(Generic[T]):
         # refilled when an answer arrives, not when the caller gets to it. This is what
         # bounds memory: the waiting pages are held as bytes (parsed only in their turn),
         # which also keeps the garbage collector's work small.
-        self.depth = concurrency + 2 + concurrency // 2
+        self.depth = max(concurrency + 4, 2 * concurrency)
         self._room = asyncio.Semaphore(self.depth)
         self._tasks: set[asyncio.Future[Any]] = set()
+        #: tail requests made when a window's first page arrived, by window index
+        self._early_tails: dict[int, tuple[list[asyncio.Task[PendingPage[T]]], int]] = {}
 
     # -- producer ---------------------------------------------------------------------
 
@@ -369,7 +378,10 @@ class PullEngine(Generic[T]):
                 await queue.put(_WindowStart(index, window, planned))
                 for offset, limit in pages:
                     await self._room.acquire()
-                    await queue.put(self._spawn(window, offset, limit))
+                    task = self._spawn(window, offset, limit)
+                    if offset == 0:
+                        task.add_done_callback(self._early_tail_callback(index, window, planned))
+                    await queue.put(task)
                 await queue.put(_WindowEnd(index, window, planned))
                 continue
             await queue.put(_WindowStart(index, window, None))
@@ -550,15 +562,40 @@ class PullEngine(Generic[T]):
             state.count = page.count if state.count is None else max(state.count, page.count)
         return fresh
 
+    def _early_tail_callback(
+        self, index: int, window: Window, planned: int
+    ) -> Callable[[asyncio.Future[PendingPage[T]]], None]:
+        """When a window's first page arrives, read its count off the body's head and, if
+        the plan's estimate was short, request the missing pages at once, before the caller
+        even reaches the window."""
+
+        def on_first(task: asyncio.Future[PendingPage[T]]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            hint = task.result().count_hint()
+            if hint is not None and planned < hint <= self.settings.capacity:
+                self._early_tails[index] = self._tail_tasks(window, hint, planned)
+
+        return on_first
+
+    def _tail_tasks(
+        self, window: Window, count: int, planned: int
+    ) -> tuple[list[asyncio.Task[PendingPage[T]]], int]:
+        tail = page_offsets(count, self.settings.page_size, self.settings.capacity, planned)
+        end = tail[-1][0] + tail[-1][1] if tail else planned
+        return [self._spawn(window, o, n) for o, n in tail], end
+
     def _spawn_tail(self, state: _WindowState, count: int | None) -> None:
         """The first page's count is above the plan's estimate: request the missing pages
-        now, so that they are on the wire while the window's other pages are read."""
+        now (unless that was done already when the page arrived)."""
+        early = self._early_tails.pop(state.index, None)
+        if early is not None:
+            state.tail, state.tail_end = early
+            return
         planned = state.planned
         if count is None or planned is None or count <= planned:
             return
-        tail = page_offsets(count, self.settings.page_size, self.settings.capacity, planned)
-        state.tail = [self._spawn(state.window, o, n) for o, n in tail]
-        state.tail_end = tail[-1][0] + tail[-1][1] if tail else planned
+        state.tail, state.tail_end = self._tail_tasks(state.window, count, planned)
 
     async def _complete(self, state: _WindowState, covered: int) -> list[T]:
         """At a window's end: take the tail pages (and any the count still lacks), then

@@ -32,6 +32,7 @@ from callsessions import (
     Window,
     WireNames,
 )
+from callsessions._protocol import looks_complete, peek_count
 from callsessions._pull import PullEngine, RequestContext
 from callsessions._retry import RetryBudget
 from callsessions.sim import FaultConfig, SimConfig, SimServer
@@ -547,3 +548,32 @@ async def test_a_wrong_estimate_is_mended_by_the_pages_own_count(
         assert ctx.summary.splits == 0
         # Each offset read once at most, whatever the estimate said.
         assert len(calls) == len(set(calls))
+
+
+@pytest.mark.parametrize(
+    ("body", "count"),
+    [
+        (b'{"count":5798,"items":[]}', 5798),
+        (b' {\n "count" : 12 , "items": []}', 12),
+        (b'{"items":[],"count":3}', None),  # not first: no hint, the parse decides
+        (b"[]", None),
+        (b'{"count":"12"}', None),
+        (b"", None),
+    ],
+)
+def test_count_hint_is_read_only_from_the_head(body: bytes, count: int | None) -> None:
+    assert peek_count(body) == count
+
+
+@pytest.mark.parametrize(
+    ("body", "complete"),
+    [
+        (b'{"count":1,"items":[{"id":"a"}]}', True),
+        (b'[{"id":"a"}]\n', True),
+        (b'{"count":1,"items":[{"id":"a"', False),
+        (b"", False),
+        (b"<html></html>", False),
+    ],
+)
+def test_a_body_cut_short_is_noticed_before_parsing(body: bytes, complete: bool) -> None:
+    assert looks_complete(body) is complete
