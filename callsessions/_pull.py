@@ -611,7 +611,9 @@ class PullEngine(Generic[T]):
             pages = await asyncio.gather(*(self.fetch(state.window, o, n) for o, n in tail))
             for page in pages:
                 extra.extend(self._take(state, page).items)
-        extra.extend(await self._verify(state.window, state.seen, state.count))
+        recovered = await self._verify(state.window, state.seen, state.count)
+        self.summary.records += len(recovered)
+        extra.extend(recovered)
         return extra
 
     async def _overflowed(self, state: _WindowState) -> AsyncGenerator[Page[T], None]:

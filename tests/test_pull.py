@@ -148,6 +148,7 @@ async def test_each_fault_alone_still_delivers_every_record_once(faults: FaultCo
             stream = client.sessions(query)
             ids = [s.id async for s in stream if s.id]
         assert_exactly_once(ids, expected)
+        assert stream.summary.records == len(ids)
         if faults.shuffle_ties:
             return
         # The faults really happened and were retried.
@@ -187,6 +188,7 @@ async def test_all_faults_mixed_with_live_inserts() -> None:
             stream = client.sessions(query)
             ids = [s.id async for s in stream if s.id]
         assert stream.summary.complete
+        assert stream.summary.records == len(ids), "the summary counts what was delivered"
         assert len(ids) == len(set(ids)), "no id twice"
         assert before <= set(ids), f"{len(before - set(ids))} records that existed are missing"
         assert set(ids) <= set(truth(server, query)), "only records that match"
