@@ -384,30 +384,29 @@ class PullEngine(Generic[T]):
                     await queue.put(task)
                 await queue.put(_WindowEnd(index, window, planned))
                 continue
+            # Nothing planned: learn the count from the first page before going on.
             await queue.put(_WindowStart(index, window, None))
-            if count is None:
-                # Nothing planned: learn the count from the first page before going on.
+            try:
+                first = await self.fetch(window, 0, P)
+            except Exception as exc:
+                await queue.put(_Failure(exc))
+                return
+            await self._room.acquire()
+            await queue.put(_done(first))
+            if first.count is None:
                 try:
-                    first = await self.fetch(window, 0, P)
+                    covered = await self._walk_without_count(queue, window, first)
                 except Exception as exc:
                     await queue.put(_Failure(exc))
                     return
-                await self._room.acquire()
-                await queue.put(_done(first))
-                if first.count is None:
-                    try:
-                        covered = await self._walk_without_count(queue, window, first)
-                    except Exception as exc:
-                        await queue.put(_Failure(exc))
-                        return
-                    await queue.put(_WindowEnd(index, window, covered))
-                    continue
-                pages = page_offsets(first.count, P, ceiling, P)
-                for offset, limit in pages:
-                    await self._room.acquire()
-                    await queue.put(self._spawn(window, offset, limit))
-                covered = pages[-1][0] + pages[-1][1] if pages else P
                 await queue.put(_WindowEnd(index, window, covered))
+                continue
+            pages = page_offsets(first.count, P, ceiling, P)
+            for offset, limit in pages:
+                await self._room.acquire()
+                await queue.put(self._spawn(window, offset, limit))
+            covered = pages[-1][0] + pages[-1][1] if pages else P
+            await queue.put(_WindowEnd(index, window, covered))
         await queue.put(_END)
 
     async def _walk_without_count(

@@ -579,3 +579,33 @@ def test_count_hint_is_read_only_from_the_head(body: bytes, count: int | None) -
 )
 def test_a_body_cut_short_is_noticed_before_parsing(body: bytes, complete: bool) -> None:
     assert looks_complete(body) is complete
+
+
+@pytest.mark.parametrize("server_counts", [True, False], ids=["count", "bare-array"])
+async def test_windows_without_a_planned_count(server_counts: bool) -> None:
+    """A plan without counts (the server sent none when planning): the first page decides,
+    or, for a server that never sends a count, the walk goes on until a short page."""
+    t0 = START
+    stamps = {f"r{i:03}": t0 + timedelta(seconds=i) for i in range(23)}
+    calls: list[int] = []
+
+    async def fetch(window: Window, offset: int, limit: int) -> Page[dict[str, Any]]:
+        calls.append(offset)
+        inside = sorted(k for k, t in stamps.items() if window.start <= t < window.end)
+        items = [{"id": k} for k in inside[offset : offset + limit]]
+        count = len(inside) if server_counts else None
+        return Page(items=items, count=count, offset=offset, limit=limit)
+
+    plan = PullPlan(
+        query=SessionQuery(start=t0, end=t0 + timedelta(minutes=1)),
+        windows=(Window(t0, t0 + timedelta(minutes=1)),),
+        settings=PullSettings(page_size=5, offset_ceiling=100),
+    )
+    ctx = RequestContext(summary=PullSummary(), budget=RetryBudget(tokens=10))
+    engine: PullEngine[dict[str, Any]] = PullEngine(
+        plan, fetch, lambda r: r["id"], ctx, concurrency=2
+    )
+    got = [r["id"] async for page in engine.pages() for r in page.items]
+    assert got == sorted(stamps)
+    assert sorted(calls) == [0, 5, 10, 15, 20]
+    assert ctx.summary.records == 23
