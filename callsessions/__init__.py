@@ -31,6 +31,7 @@ from ._errors import (
     TokenExpiredError,
     TransportError,
 )
+from ._mock import MockTransport, json_response
 from ._models import CallSession, Page
 from ._planning import PullPlan, PullSettings, Window
 from ._protocol import HTTPRequest, HTTPResponse
@@ -68,6 +69,7 @@ __all__ = [
     "HTTPResponse",
     "IncompletePullError",
     "InvalidQueryError",
+    "MockTransport",
     "NotFoundError",
     "Page",
     "PaginationError",
@@ -92,6 +94,7 @@ __all__ = [
     "WindowProblem",
     "WireNames",
     "__version__",
+    "json_response",
     "make_converter",
     "structure_session",
     "unstructure_session",
