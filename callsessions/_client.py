@@ -494,7 +494,8 @@ class CallSessionsClient:
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
     ) -> PullStream[CallSession] | PullStream[RawRecord]:
-        """Every matching call session, once, in date order.
+        """Every matching call session, once, in date order (a record recovered by a
+        verification re-walk comes at the end of its window).
 
         ``source`` is a query (planned first) or a plan from ``plan()`` (or a part of one).
         Pages are fetched ``concurrency`` at a time; memory stays bounded by the pages in
