@@ -91,34 +91,26 @@ def _iso_datetime(text: str) -> datetime:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number(
+    convert: Callable[[str], Any], noun: str, ok: Callable[[Any], bool], rule: str
+) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, then check it against ``ok``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} {rule}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative")
-    return value
+_positive_int = _number(int, "an integer", lambda v: v >= 1, "must be at least 1")
+_positive_float = _number(float, "a number", lambda v: v > 0, "must be positive")
+_non_negative_float = _number(float, "a number", lambda v: v >= 0, "must not be negative")
 
 
 _CREDENTIALS_HELP = f"""\
