@@ -61,6 +61,9 @@ __all__ = ["CallSessionsClient", "ClientConfig", "ExportResult"]
 log = logging.getLogger("callsessions")
 
 RawRecord = dict[str, Any]
+#: "window": drop ids seen twice within a window (windows are disjoint on the date column);
+#: "pull": also across windows, keeping every id delivered (memory grows with the pull)
+Dedupe = Literal["window", "pull"]
 R = TypeVar("R")
 
 
@@ -441,6 +444,7 @@ class CallSessionsClient:
         raw: Literal[False] = False,
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[Page[CallSession]]: ...
 
     @overload
@@ -451,6 +455,7 @@ class CallSessionsClient:
         raw: Literal[True],
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[Page[RawRecord]]: ...
 
     def pages(
@@ -460,10 +465,11 @@ class CallSessionsClient:
         raw: bool = False,
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[Page[CallSession]] | PullStream[Page[RawRecord]]:
         """Every page of a pull, in order, each record once (see ``sessions``)."""
         summary = PullSummary()
-        pages = self._pages(source, raw, concurrency, checkpoint, summary)
+        pages = self._pages(source, raw, concurrency, checkpoint, summary, dedupe)
         return PullStream(pages, summary, records=False)
 
     @overload
@@ -474,6 +480,7 @@ class CallSessionsClient:
         raw: Literal[False] = False,
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[CallSession]: ...
 
     @overload
@@ -484,6 +491,7 @@ class CallSessionsClient:
         raw: Literal[True],
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[RawRecord]: ...
 
     def sessions(
@@ -493,6 +501,7 @@ class CallSessionsClient:
         raw: bool = False,
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
     ) -> PullStream[CallSession] | PullStream[RawRecord]:
         """Every matching call session, once, in date order (a record recovered by a
         verification re-walk comes at the end of its window).
@@ -502,11 +511,14 @@ class CallSessionsClient:
         flight. ``id`` is added to the query's fields if missing (it is needed to drop
         duplicates). ``raw=True`` yields the wire dicts without structuring. With a
         ``checkpoint``, finished windows are skipped and each window is recorded when done.
-        The stream's ``summary`` says what happened; an incomplete window raises
+        ``dedupe="pull"`` also drops an id already delivered by an earlier window (a call
+        whose date column changed during the pull, as ``updatedAt`` can), at the cost of
+        keeping every id in memory. The stream's ``summary`` says what happened; an
+        incomplete window raises
         ``IncompletePullError`` after everything else was delivered.
         """
         summary = PullSummary()
-        pages = self._pages(source, raw, concurrency, checkpoint, summary)
+        pages = self._pages(source, raw, concurrency, checkpoint, summary, dedupe)
         return PullStream(pages, summary, records=True)
 
     async def _pages(
@@ -516,7 +528,10 @@ class CallSessionsClient:
         concurrency: int | None,
         checkpoint: Checkpoint | None,
         summary: PullSummary,
+        dedupe: Dedupe = "window",
     ) -> AsyncGenerator[Page[Any], None]:
+        if dedupe not in ("window", "pull"):
+            raise InvalidQueryError("dedupe", dedupe, "allowed: window, pull")
         bound = concurrency if concurrency is not None else self.config.concurrency
         if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
             raise InvalidQueryError("concurrency", bound, "must be an integer >= 1")
@@ -570,6 +585,7 @@ class CallSessionsClient:
             max_rewalks=self.config.max_rewalks,
             checkpoint=checkpoint,
             fetch_pending=fetch_pending,
+            delivered=set() if dedupe == "pull" else None,
         )
         pages = engine.pages()
         try:

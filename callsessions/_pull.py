@@ -324,11 +324,14 @@ class PullEngine(Generic[T]):
         checkpoint: Checkpoint | None = None,
         top: bool = True,
         fetch_pending: PendingFetcher[T] | None = None,
+        delivered: set[Any] | None = None,
     ) -> None:
         self.plan = plan
         self.settings: PullSettings = plan.settings
         self.fetch = fetch
         self.fetch_pending = fetch_pending
+        #: ids delivered so far by the whole pull, when de-duplicating across windows
+        self.delivered = delivered
         self.ident = ident
         self.ctx = ctx
         self.summary = ctx.summary
@@ -553,6 +556,8 @@ class PullEngine(Generic[T]):
             self.summary.duplicates_dropped += len(page.items) - len(kept)
             fresh = attrs.evolve(page, items=kept)
         seen.update(ids)
+        if self.delivered is not None:
+            fresh = attrs.evolve(fresh, items=self._once_per_pull(fresh.items))
         self.summary.records += len(fresh.items)
         self.summary.pages += 1
         if page.count is not None:
@@ -639,6 +644,7 @@ class PullEngine(Generic[T]):
             max_rewalks=self.max_rewalks,
             top=False,
             fetch_pending=self.fetch_pending,
+            delivered=self.delivered,
         )
         pages = nested.pages()
         try:
@@ -702,6 +708,20 @@ class PullEngine(Generic[T]):
                 out.append(r)
             else:
                 self.summary.duplicates_dropped += 1
+        return out if self.delivered is None else self._once_per_pull(out)
+
+    def _once_per_pull(self, items: list[T]) -> list[T]:
+        """Drop records the pull delivered already in another window (a call whose date
+        column changed while pulling, with ``dedupe="pull"``)."""
+        assert self.delivered is not None
+        delivered, out = self.delivered, []
+        for r in items:
+            key = self.ident(r)
+            if key in delivered:
+                self.summary.duplicates_dropped += 1
+            else:
+                delivered.add(key)
+                out.append(r)
         return out
 
 

@@ -21,6 +21,7 @@ from callsessions import (
     Checkpoint,
     IncompletePullError,
     InvalidQueryError,
+    MockTransport,
     Page,
     PaginationError,
     PullPlan,
@@ -609,3 +610,58 @@ async def test_windows_without_a_planned_count(server_counts: bool) -> None:
     assert got == sorted(stamps)
     assert sorted(calls) == [0, 5, 10, 15, 20]
     assert ctx.summary.records == 23
+
+
+@pytest.mark.parametrize(("dedupe", "expected_twice"), [("window", 1), ("pull", 0)])
+async def test_a_call_that_moves_between_windows(dedupe: str, expected_twice: int) -> None:
+    """With a mutable date column (updatedAt), a call updated while pulling shows up in a
+    later window too: per-window de-duplication delivers it twice, dedupe="pull" once."""
+    t0 = START
+    first = {f"a{i}": t0 + timedelta(minutes=i) for i in range(5)}
+    second = {f"b{i}": t0 + timedelta(hours=2, minutes=i) for i in range(5)} | {
+        "a2": t0 + timedelta(hours=2, minutes=30)  # updated while pulling: now in window 2
+    }
+
+    async def fetch(window: Window, offset: int, limit: int) -> Page[dict[str, Any]]:
+        stamps = first if window.start == t0 else second
+        inside = sorted(k for k, t in stamps.items() if window.start <= t < window.end)
+        return Page(
+            items=[{"id": k} for k in inside[offset : offset + limit]],
+            count=len(inside),
+            offset=offset,
+            limit=limit,
+        )
+
+    plan = PullPlan(
+        query=SessionQuery(start=t0, end=t0 + timedelta(hours=4), date_field="updatedAt"),
+        windows=(
+            Window(t0, t0 + timedelta(hours=1), count=5),
+            Window(t0 + timedelta(hours=1), t0 + timedelta(hours=4), count=6),
+        ),
+        settings=PullSettings(page_size=3, offset_ceiling=30),
+    )
+    ctx = RequestContext(summary=PullSummary(), budget=RetryBudget(tokens=10))
+    engine: PullEngine[dict[str, Any]] = PullEngine(
+        plan,
+        fetch,
+        lambda r: r["id"],
+        ctx,
+        concurrency=2,
+        delivered=set() if dedupe == "pull" else None,
+    )
+    got = [r["id"] async for page in engine.pages() for r in page.items]
+    assert got.count("a2") == 1 + expected_twice
+    assert set(got) == set(first) | set(second)
+    assert ctx.summary.problems == []
+
+
+def _unused(_request: Any, _authorization: Any) -> Any:
+    raise AssertionError("no request expected")
+
+
+async def test_dedupe_option_is_checked() -> None:
+    async with CallSessionsClient(
+        "https://api.test", token="t", transport=MockTransport(_unused)
+    ) as client:
+        with pytest.raises(InvalidQueryError, match="dedupe"):
+            await client.sessions(range_query(), dedupe="all").__anext__()  # type: ignore[arg-type]
