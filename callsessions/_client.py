@@ -540,16 +540,17 @@ class CallSessionsClient:
             budget=RetryBudget.for_policy(self.config.retry),
             limiter=AdaptiveLimiter(bound),
         )
-        if isinstance(source, PullPlan):
-            plan = source
-        elif isinstance(source, SessionQuery):
-            plan = await self._plan(self.pull_query(source), ctx)
-        else:
+        if not isinstance(source, PullPlan | SessionQuery):
             raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
-        if checkpoint is not None and checkpoint.plan != plan and isinstance(source, PullPlan):
-            raise InvalidQueryError("checkpoint", str(checkpoint.path), "belongs to another plan")
         if checkpoint is not None:
+            # Resuming: the checkpoint's plan is pulled (no planning again), provided it was
+            # made for this source.
+            _check_checkpoint_source(checkpoint, source, self.pull_query)
             plan = checkpoint.plan
+        elif isinstance(source, PullPlan):
+            plan = source
+        else:
+            plan = await self._plan(self.pull_query(source), ctx)
         base = plan.query
         missing = itertools.count()
 
@@ -688,6 +689,30 @@ class _Body:
         data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
         items: list[Any] = data.items if self.raw else structure_sessions(data.items)
         return Page(items=items, count=data.count, offset=self.offset, limit=self.limit)
+
+
+def _check_checkpoint_source(
+    checkpoint: Checkpoint,
+    source: SessionQuery | PullPlan,
+    pull_query: Callable[[SessionQuery], SessionQuery],
+) -> None:
+    """A checkpoint resumes only the pull it was written for."""
+    have = checkpoint.plan
+    if isinstance(source, PullPlan):
+        same = source == have
+    else:
+        wanted = pull_query(source)
+        # A range left open was found while planning: compare with what was found.
+        wanted = attrs.evolve(
+            wanted,
+            start=wanted.start if wanted.start is not None else have.query.start,
+            end=wanted.end if wanted.end is not None else have.query.end,
+        )
+        same = wanted == have.query
+    if not same:
+        raise InvalidQueryError(
+            "checkpoint", str(checkpoint.path), "was written for another query or plan"
+        )
 
 
 def _check_target(path: str | os.PathLike[str]) -> Path:

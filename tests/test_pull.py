@@ -665,3 +665,20 @@ async def test_dedupe_option_is_checked() -> None:
     ) as client:
         with pytest.raises(InvalidQueryError, match="dedupe"):
             await client.sessions(range_query(), dedupe="all").__anext__()  # type: ignore[arg-type]
+
+
+async def test_resume_from_a_query_uses_the_checkpoint_plan(sim: SimServer, tmp_path: Any) -> None:
+    query = range_query()
+    async with client_for(sim) as client:
+        plan = await client.plan(query)
+        checkpoint = Checkpoint.open(tmp_path / "cp", plan)
+        checkpoint.mark_done(0, plan.windows[0].count or 0)
+        before = sim.stats.search_requests
+        ids = [s.id async for s in client.sessions(query, checkpoint=checkpoint) if s.id]
+        first_window = set(truth(sim, attrs.evolve(query, end=plan.windows[0].end)))
+        assert set(ids) == set(truth(sim, query)) - first_window
+        planning = [r for r in list(sim.stats.log)[before:] if r.params.get("limit") == "1"]
+        assert planning == [], "no planning again when resuming"
+        other = range_query(statuses=["BUSY"])
+        with pytest.raises(InvalidQueryError, match="another query"):
+            await client.sessions(other, checkpoint=checkpoint).__anext__()
