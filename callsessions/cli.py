@@ -920,10 +920,23 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
 # -- entry point ----------------------------------------------------------------------------
 
 
+class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes through ``tqdm.write``, which lifts a progress bar off the line, prints, and
+    draws the bar again: log lines and the bar do not tear each other up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
 @contextlib.contextmanager
 def _logging(verbose: bool) -> Iterator[None]:
     """Library log lines to stderr: warnings always, retries and re-walks with --verbose."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BarSafeHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     previous = log.level
     log.addHandler(handler)
