@@ -281,7 +281,7 @@ class CallSessionsClient:
                 ctx.summary.throttled += 1
                 ctx.summary.throttled_seconds += wait
                 if ctx.limiter is not None:
-                    ctx.limiter.on_throttle()
+                    ctx.limiter.on_throttle(wait)
             log.info("retrying in %.2fs after %s", wait, exc)
 
         result: R = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)

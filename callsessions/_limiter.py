@@ -1,12 +1,14 @@
 """Adaptive concurrency: at most ``limit`` requests in flight, halved on a 429, grown back
 by one after a run of successes (AIMD, as TCP does), never above the configured bound.
-Waiters are served first come, first served, so pages are requested in order."""
+Waiters are served first come, first served, so pages are requested in order. A 429's
+wait also pauses new requests of the whole pull, so that one throttled answer does not
+turn into a burst of them."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 __all__ = ["AdaptiveLimiter"]
@@ -15,9 +17,19 @@ __all__ = ["AdaptiveLimiter"]
 class AdaptiveLimiter:
     """A FIFO semaphore whose size adapts to throttling."""
 
-    def __init__(self, bound: int) -> None:
+    def __init__(
+        self,
+        bound: int,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         if bound < 1:
             raise ValueError("bound must be >= 1")
+        self._sleep = sleep
+        self._clock = clock
+        #: no new request starts before this moment (the clock's time), after a 429
+        self.paused_until = 0.0
         self.bound = bound
         self.limit = bound
         self.in_flight = 0
@@ -26,7 +38,12 @@ class AdaptiveLimiter:
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
     async def acquire(self) -> None:
+        while (pause := self.paused_until - self._now()) > 0:
+            await self._sleep(pause)
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             return
@@ -62,8 +79,10 @@ class AdaptiveLimiter:
         finally:
             self.release()
 
-    def on_throttle(self) -> None:
-        """A 429 arrived: halve the limit."""
+    def on_throttle(self, wait: float = 0.0) -> None:
+        """A 429 arrived: halve the limit, and start no request for ``wait`` seconds."""
+        if wait > 0:
+            self.paused_until = max(self.paused_until, self._now() + wait)
         self.limit = max(1, self.limit // 2)
         self.lowest = min(self.lowest, self.limit)
         self._successes = 0

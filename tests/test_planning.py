@@ -228,3 +228,23 @@ def test_no_wait_policy_never_waits() -> None:
 def test_backoff_grows_and_is_capped() -> None:
     policy = RetryPolicy(initial_wait=1.0, max_wait=5.0, jitter=0.0)
     assert [policy.wait_for(n, None) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+async def test_a_throttle_pauses_new_requests_for_its_wait() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # a clock moved by hand: no real waiting
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = AdaptiveLimiter(4, sleep=sleep, clock=lambda: now[0])
+    limiter.on_throttle(2.5)
+    assert limiter.limit == 2
+    async with limiter.slot():
+        pass
+    assert slept == [2.5], "the next request waited out the server's Retry-After"
+    limiter.on_throttle(0.0)
+    async with limiter.slot():
+        pass
+    assert slept == [2.5], "no wait asked, none taken"
