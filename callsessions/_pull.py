@@ -82,6 +82,7 @@ class PullSummary:
     def as_dict(self) -> dict[str, Any]:
         out = attrs.asdict(self, recurse=False)
         out["problems"] = [str(p) for p in self.problems]
+        out["complete"] = self.complete
         return out
 
     def line(self) -> str:

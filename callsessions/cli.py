@@ -287,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"output file; its extension picks the format ({', '.join(sorted(FORMATS))})",
     )
     out.add_argument(
+        "--summary-json",
+        type=Path,
+        metavar="PATH",
+        help="also write the summary as JSON to PATH (records, windows, requests, retries, "
+        "throttling, re-walks, seconds), for schedulers and dashboards",
+    )
+    out.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted pull recorded in PATH.checkpoint "
@@ -535,6 +542,11 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
         known = ", ".join(sorted(FORMATS))
         raise CommandError(f"--out {out}: cannot tell the format from its extension; use {known}")
     _check_output(out)
+    summary_json: Path | None = getattr(ns, "summary_json", None)
+    if summary_json is not None and (
+        summary_json.is_dir() or not summary_json.resolve().parent.is_dir()
+    ):
+        raise CommandError(f"--summary-json {summary_json}: not a file in an existing folder")
     query = _query(ns)
     config = _config(ns)
     _check_base_url(ns.base_url)
@@ -575,6 +587,13 @@ class PullOutcome:
     summary: PullSummary
     path: Path
     resumed_records: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary.as_dict(),
+            "output": str(self.path),
+            "resumed_records": self.resumed_records,
+        }
 
     def line(self) -> str:
         text = self.summary.line()
@@ -752,6 +771,16 @@ def _prepared(ns: argparse.Namespace, prepare: Callable[[], Any]) -> Any:
         raise CommandError(str(exc)) from None
 
 
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file beside it, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CommandError(f"cannot write the summary to {path}: {exc}", EXIT_FAILURE) from None
+
+
 def _cmd_pull(ns: argparse.Namespace) -> int:
     job: PullJob = _prepared(ns, lambda: prepare_pull(ns, os.environ))
     cp = checkpoint_path(job.out)
@@ -760,6 +789,8 @@ def _cmd_pull(ns: argparse.Namespace) -> int:
         outcome = await run_pull(job)
         if not ns.quiet:
             _say(outcome.line())
+        if ns.summary_json is not None:
+            _write_json(ns.summary_json, outcome.as_dict())
         return EXIT_OK
 
     def interrupted() -> str:

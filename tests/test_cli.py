@@ -210,6 +210,22 @@ async def test_pull_jsonl_writes_the_api_records(
     assert summary.endswith(str(out))
 
 
+async def test_pull_writes_a_json_summary_for_schedulers(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "calls.jsonl", tmp_path / "summary.json"
+    result = await arun(capsys, *pull_args(sim.url, out, "--quiet", summary_json=report))
+    assert result.code == 0, result.err
+    assert result.err == ""  # --quiet: no line, but the file
+    data = json.loads(report.read_text("utf-8"))
+    assert data["records"] == len(truth(sim)) == len(jsonl_ids(out))
+    assert data["complete"] is True
+    assert data["problems"] == []
+    assert data["output"] == str(out)
+    assert data["requests"] >= data["pages"] > 0
+    assert {"windows", "retries", "throttled_seconds", "rewalks", "elapsed"} <= set(data)
+
+
 async def test_pull_csv_with_fields_and_statuses(
     sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -285,6 +301,7 @@ BAD_INPUT: list[tuple[dict[str, object], str]] = [
     ({"out": None}, "--out"),
     ({"base_url": "ftp://example.test"}, "--base-url"),
     ({"base_url": "http://user:pw@example.test"}, "--base-url"),
+    ({"summary_json": "no/such/folder/summary.json"}, "--summary-json"),
 ]
 
 
