@@ -23,6 +23,7 @@ from ._errors import (
     ConnectionFailedError,
     DecodeError,
     InvalidQueryError,
+    PaginationError,
     RateLimitedError,
     TokenExpiredError,
 )
@@ -49,7 +50,14 @@ from ._protocol import (
     peek_count,
 )
 from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
-from ._query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, SORT_KEYS, SessionQuery, WireNames
+from ._query import (
+    DEFAULT_WIRE_NAMES,
+    MAX_PAGE_SIZE,
+    SORT_KEYS,
+    SessionQuery,
+    WireNames,
+    snake_case,
+)
 from ._retry import RetryBudget, RetryPolicy
 from ._transport import AiohttpTransport, Transport
 
@@ -402,6 +410,15 @@ class CallSessionsClient:
                 return attrs.evolve(w, count=n or 0)
 
             buckets = list(await asyncio.gather(*(counted(b) for b in buckets)))
+            counted_total = sum(b.count or 0 for b in buckets)
+            if counted_total > total + max(10, total // 2):
+                # Disjoint parts cannot hold more than the whole (records inserted while
+                # counting aside): the server is not filtering by the range.
+                raise PaginationError(
+                    f"the parts of the range hold {counted_total} records, the whole range "
+                    f"{total}: the server ignores the range (check the wire names of start, "
+                    "end and date_field)"
+                )
             windows = layout_windows(buckets, settings)
         return PullPlan(
             query=q,
@@ -587,6 +604,7 @@ class CallSessionsClient:
             checkpoint=checkpoint,
             fetch_pending=fetch_pending,
             delivered=set() if dedupe == "pull" else None,
+            date_of=_date_reader(base.effective_date_field.value, raw),
         )
         pages = engine.pages()
         try:
@@ -689,6 +707,24 @@ class _Body:
         data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
         items: list[Any] = data.items if self.raw else structure_sessions(data.items)
         return Page(items=items, count=data.count, offset=self.offset, limit=self.limit)
+
+
+def _date_reader(wire_name: str, raw: bool) -> Callable[[Any], datetime | None]:
+    """Read a record's date column (wire dicts or records), as an aware datetime."""
+    attr = snake_case(wire_name)
+
+    def read(record: Any) -> datetime | None:
+        value = record.get(wire_name) if raw else getattr(record, attr, None)
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        if not isinstance(value, datetime):
+            return None
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    return read
 
 
 def _check_checkpoint_source(

@@ -16,7 +16,7 @@
     │   ├── ConnectionFailedError     refused, reset, closed in the middle of a body
     │   └── RequestTimeoutError       no complete answer in time
     ├── DecodeError                   a 2xx answer whose body is not what the API sends
-    ├── PaginationError               a page walk that stops advancing
+    ├── PaginationError               a page walk that stops advancing, or ignores its range
     └── IncompletePullError           a window whose records could not all be gathered
 
 Every error that belongs to a request carries ``method`` and ``path`` (the URL path,
@@ -185,7 +185,8 @@ class DecodeError(_RequestError):
 
 
 class PaginationError(_RequestError):
-    """A page walk stopped advancing (same offset again, or the same ids as the last page)."""
+    """A page walk that stops advancing (same offset again, or the same ids as the last
+    page), or a server that does not apply the range asked for (a wrong wire name)."""
 
 
 class IncompletePullError(CallSessionsError):

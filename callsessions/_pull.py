@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -326,6 +327,7 @@ class PullEngine(Generic[T]):
         top: bool = True,
         fetch_pending: PendingFetcher[T] | None = None,
         delivered: set[Any] | None = None,
+        date_of: Callable[[T], datetime | None] | None = None,
     ) -> None:
         self.plan = plan
         self.settings: PullSettings = plan.settings
@@ -333,6 +335,8 @@ class PullEngine(Generic[T]):
         self.fetch_pending = fetch_pending
         #: ids delivered so far by the whole pull, when de-duplicating across windows
         self.delivered = delivered
+        #: a record's value of the pull's date column (None when it is not in the record)
+        self.date_of = date_of
         self.ident = ident
         self.ctx = ctx
         self.summary = ctx.summary
@@ -545,6 +549,8 @@ class PullEngine(Generic[T]):
                 "previous page: the server ignores the offset (check the wire names)"
             )
         state.previous_ids = ids
+        if self.date_of is not None and page.items:
+            self._check_range(state.window, page)
         seen = state.seen
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             fresh = page
@@ -566,6 +572,21 @@ class PullEngine(Generic[T]):
             # meanwhile only the newest count covers every id gathered.
             state.count = page.count if state.count is None else max(state.count, page.count)
         return fresh
+
+    def _check_range(self, window: Window, page: Page[T]) -> None:
+        """A page's first and last records (it is sorted by the date column) must lie in
+        the window: otherwise the server does not filter by the range, and the windows are
+        not what they seem. Both ends are accepted, as API.md does not say whether ``to``
+        is inclusive."""
+        assert self.date_of is not None
+        for record in (page.items[0], page.items[-1]):
+            moment = self.date_of(record)
+            if moment is not None and not window.start <= moment <= window.end:
+                raise PaginationError(
+                    f"a record dated {moment.isoformat()} came back for the window {window}: "
+                    "the server ignores the range (check the wire names of start, end and "
+                    "date_field)"
+                )
 
     def _early_tail_callback(
         self, index: int, window: Window, planned: int
@@ -646,6 +667,7 @@ class PullEngine(Generic[T]):
             top=False,
             fetch_pending=self.fetch_pending,
             delivered=self.delivered,
+            date_of=self.date_of,
         )
         pages = nested.pages()
         try:

@@ -682,3 +682,28 @@ async def test_resume_from_a_query_uses_the_checkpoint_plan(sim: SimServer, tmp_
         other = range_query(statuses=["BUSY"])
         with pytest.raises(InvalidQueryError, match="another query"):
             await client.sessions(other, checkpoint=checkpoint).__anext__()
+
+
+async def test_a_server_that_ignores_the_range_is_caught_while_planning() -> None:
+    # Wrong names for from/to: the simulator ignores them and counts everything, for the
+    # whole range and for each of its parts alike.
+    async with SimServer(sim_config(records=6_000)) as server:
+        wire = WireNames(start="since", end="until")
+        async with client_for(server, wire_names=wire) as client:
+            with pytest.raises(PaginationError, match="ignores the range"):
+                await client.plan(range_query())
+        assert server.stats.search_requests <= 1 + 32, "it stopped after counting"
+
+
+async def test_a_server_that_ignores_the_range_is_caught_on_the_first_page() -> None:
+    # Few enough records for one window: nothing to compare while planning, but the first
+    # page holds calls from outside the window.
+    async with SimServer(sim_config(records=1_500)) as server:
+        wire = WireNames(start="since", end="until")
+        narrow = SessionQuery(start=START + timedelta(days=1), end=START + timedelta(days=2))
+        async with client_for(server, wire_names=wire) as client:
+            with pytest.raises(PaginationError, match="came back for the window"):
+                await pull_ids(client, narrow)
+            with pytest.raises(PaginationError, match="came back for the window"):
+                async for _ in client.sessions(narrow, raw=True):
+                    pass
