@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import attrs
 import orjson
@@ -287,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"output file; its extension picks the format ({', '.join(sorted(FORMATS))})",
     )
     out.add_argument(
+        "--dedupe",
+        choices=("window", "pull"),
+        default="window",
+        help="'window' (default): each call once per date window, which is once per pull "
+        "with --date-field createdAt; 'pull': also drop a call an earlier window delivered "
+        "(a mutable --date-field such as updatedAt), keeping every id in memory "
+        "(not across --resume)",
+    )
+    out.add_argument(
         "--summary-json",
         type=Path,
         metavar="PATH",
@@ -532,6 +541,7 @@ class PullJob:
     out: Path
     resume: bool = False
     progress: bool = False
+    dedupe: Literal["window", "pull"] = "window"
 
 
 def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> PullJob:
@@ -573,6 +583,7 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
         out=out,
         resume=ns.resume,
         progress=wants_progress(ns.quiet),
+        dedupe=getattr(ns, "dedupe", "window"),
     )
 
 
@@ -648,7 +659,7 @@ async def _pull(client: CallSessionsClient, job: PullJob, started: float) -> Pul
         sink.open()
     plan = cp.plan
     progress = Progress(job.progress, total=plan.estimated_total, initial=resumed)
-    stream = client.pages(plan, raw=True, checkpoint=cp)
+    stream = client.pages(plan, raw=True, checkpoint=cp, dedupe=job.dedupe)
     try:
         async with stream:
             async for page in stream:

@@ -210,6 +210,21 @@ async def test_pull_jsonl_writes_the_api_records(
     assert summary.endswith(str(out))
 
 
+async def test_pull_with_dedupe_across_windows(
+    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "calls.jsonl"
+    result = await arun(capsys, *pull_args(sim.url, out, dedupe="pull", date_field="updatedAt"))
+    assert result.code == 0, result.err
+    expected = sim.matching_ids(
+        {"from": START.isoformat(), "to": END.isoformat(), "dateField": "updatedAt"}
+    )
+    assert_exactly(jsonl_ids(out), expected)
+    bad = await arun(capsys, *pull_args(sim.url, out, dedupe="twice"))
+    assert bad.code == 2
+    assert "--dedupe" in bad.err
+
+
 async def test_pull_writes_a_json_summary_for_schedulers(
     sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
