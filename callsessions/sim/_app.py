@@ -14,10 +14,11 @@ from aiohttp import web
 
 from ._auth import AuthError, TokenIssuer
 from ._config import FaultConfig, SimConfig
-from ._data import FIELDS, Dataset
+from ._data import Dataset
 from ._export import content_disposition, download_name, export_chunks, media_type
 from ._faults import Decision, FaultEngine
 from ._query import ParamError, Query, QueryEngine, Result, parse_query
+from ._responses import JSON_TYPE, error, fault_response, json_response, select
 
 __all__ = [
     "LOGIN_PATH",
@@ -33,12 +34,6 @@ SEARCH_PATH = "/api/v1/search/cis/calls"
 LOGIN_PATH = "/api/v1/auth/login"
 REFRESH_PATH = "/api/v1/auth/refresh"
 EXPORT_BATCH = 1000
-_JSON = "application/json"
-_GATEWAY_PAGE = (
-    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
-    "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
-)
 
 
 @attrs.frozen
@@ -123,7 +118,10 @@ class SimState:
     def set_faults(self, faults: FaultConfig | None = None, **fields: Any) -> FaultConfig:
         """Replace the faults: with ``faults``, or a ``FaultConfig(**fields)``.
 
-        ``set_faults()`` turns every fault off. Returns the faults now in force.
+        ``set_faults()`` turns every fault off. Returns the faults now in force. Takes effect
+        from the next request (a pull may be running): the random draws are reseeded,
+        ``fail_first`` restarts, and every token's rate-limit bucket is reset to a full one of
+        the new ``rate_limit_burst`` (so a changed ``rate_limit`` is enforced after one burst).
         """
         if faults is None:
             faults = FaultConfig(**fields)
@@ -133,7 +131,11 @@ class SimState:
         return faults
 
     def update_faults(self, **changes: Any) -> FaultConfig:
-        """Change some of the faults in force by name, keeping the others."""
+        """Change some of the faults in force by name, keeping the others.
+
+        Like :meth:`set_faults` it reseeds the draws and resets the rate-limit buckets, e.g.
+        ``update_faults(rate_limit=5.0)`` halves a limit of 10 requests/s mid-pull.
+        """
         return self.set_faults(attrs.evolve(self.faults, **changes))
 
     @property
@@ -159,24 +161,48 @@ class SimState:
     def matching_ids(self, params: Mapping[str, str] | None = None) -> list[str]:
         """Ids of every record matching these wire parameters right now, in sort order.
 
-        Paging, ``format`` and the offset ceiling are ignored; ties keep the stable order.
+        The ground truth: paging, ``format``, the offset ceiling and the faults are ignored
+        (records served without an id are listed with their true id); ties keep the stable
+        order.
         """
         _, result = self.query(params or {})
         id_of = self.dataset.id_of
         return [id_of(rid) for rid in result.rids(0, result.count)]
 
     def matching_count(self, params: Mapping[str, str] | None = None) -> int:
-        """How many records match these wire parameters right now."""
+        """How many records match these wire parameters right now (the true count)."""
         return self.query(params or {})[1].count
+
+    def reported_count(self, params: Mapping[str, str] | None = None) -> int:
+        """The ``count`` a list answer reports for these parameters now (``count_cap`` and
+        ``count_extra`` applied), which may differ from :meth:`matching_count`."""
+        return self.faults.reported_count(self.matching_count(params))
+
+    def ids_served_without_id(self, params: Mapping[str, str] | None = None) -> list[str]:
+        """True ids of the matching records served without one (``missing_id_every``),
+        in sort order; empty when that fault is off."""
+        faults = self.faults
+        if not faults.missing_id_every:
+            return []
+        _, result = self.query(params or {})
+        id_of = self.dataset.id_of
+        return [id_of(rid) for rid in result.rids(0, result.count) if faults.id_missing(rid)]
 
     def insert(self, n: int = 1, **kwargs: Any) -> list[str]:
         """Insert ``n`` records (see :meth:`Dataset.insert`); return their ids."""
         return self.dataset.insert(n, **kwargs)
 
-    def records(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """Full records matching these wire parameters (fields honoured), in sort order."""
+    def records(
+        self, params: Mapping[str, str] | None = None, *, served: bool = False
+    ) -> list[dict[str, Any]]:
+        """Full records matching these wire parameters (fields honoured), in sort order.
+
+        The true records, every one with its id; ``served=True`` gives them as the list
+        endpoint sends them, without the ids that ``missing_id_every`` withholds.
+        """
         query, result = self.query(params or {})
-        return _select(self.dataset, result.rids(0, result.count), query.fields)
+        faults = self.faults if served else None
+        return select(self.dataset, result.rids(0, result.count), query.fields, faults)
 
     async def delay(self) -> None:
         """Sleep the configured latency plus jitter."""
@@ -188,42 +214,6 @@ class SimState:
 
 
 STATE_KEY = web.AppKey("callsessions_sim_state", SimState)
-
-
-def _select(dataset: Dataset, rids: list[int], fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    record = dataset.record
-    if fields == FIELDS:
-        return [record(rid) for rid in rids]
-    return [{f: rec[f] for f in fields} for rec in map(record, rids)]
-
-
-def _json_response(
-    status: int, body: Any, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
-
-
-def _error(status: int, error: Any, details: Any = None, **headers: str) -> web.Response:
-    return _json_response(status, {"error": error, "details": details}, headers or None)
-
-
-def _fault_response(decision: Decision) -> web.Response:
-    status = decision.status
-    assert status is not None
-    headers = {}
-    if decision.retry_after is not None:
-        headers["Retry-After"] = str(decision.retry_after)
-    if status == 429:
-        return _error(429, "Too Many Requests", None, **headers)
-    if status == 500:
-        return _error(500, "Internal Server Error", None)
-    reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable"}[status]
-    return web.Response(
-        status=status,
-        text=_GATEWAY_PAGE.format(code=status, reason=reason),
-        content_type="text/html",
-        headers=headers,
-    )
 
 
 async def _close_mid_body(
@@ -258,27 +248,29 @@ async def _search(request: web.Request) -> web.StreamResponse:
             token = state.issuer.check_header(request.headers.get("Authorization"))
         except AuthError as exc:
             status = exc.status
-            return _error(exc.status, exc.message, exc.details)
+            return error(exc.status, exc.message, exc.details)
         decision = state.fault_engine.decide(token, export=endpoint == "export")
         fault = decision.kind
         if decision.insert:
             state.dataset.insert(decision.insert)
         if decision.status is not None:
             status = decision.status
-            return _fault_response(decision)
+            return fault_response(decision)
         if decision.kind == "stall":
             await asyncio.sleep(state.faults.stall_seconds)
         try:
             query = parse_query(params, offset_ceiling=state.config.offset_ceiling)
         except ParamError as exc:
             status = 400
-            return _error(400, exc.message, exc.details)
+            return error(400, exc.message, exc.details)
         result = state.queries.evaluate(query)
         if query.format is not None:
             status = 200
             return await _export(request, state, query, result, decision)
         start, stop = query.offset, query.offset + query.limit
-        key = (state.dataset.version, tuple(sorted(params.items())))
+        faults = state.faults
+        # the faults that change a 200's body are part of the key: a change is seen at once
+        key = (state.dataset.version, faults.body_key(), tuple(sorted(params.items())))
         cached = state.page_cache.get(key) if decision.shuffle is None else None
         if cached is not None:
             state.page_cache.move_to_end(key)
@@ -289,7 +281,10 @@ async def _search(request: web.Request) -> web.StreamResponse:
             else:
                 rids = result.rids(start, stop)
             body = orjson.dumps(
-                {"count": result.count, "items": _select(state.dataset, rids, query.fields)}
+                {
+                    "count": faults.reported_count(result.count),
+                    "items": select(state.dataset, rids, query.fields, faults),
+                }
             )
             if decision.shuffle is None and state.page_cache_size:
                 state.page_cache[key] = body
@@ -297,11 +292,11 @@ async def _search(request: web.Request) -> web.StreamResponse:
                     state.page_cache.popitem(last=False)
         status = 200
         if decision.kind == "truncated":
-            return web.Response(status=200, body=body[: len(body) // 2], content_type=_JSON)
+            return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON_TYPE)
         if decision.kind == "disconnect":
-            headers = {"Content-Type": _JSON}
+            headers = {"Content-Type": JSON_TYPE}
             return await _close_mid_body(request, 200, headers, body[: len(body) // 2], len(body))
-        return web.Response(status=200, body=body, content_type=_JSON)
+        return web.Response(status=200, body=body, content_type=JSON_TYPE)
     finally:
         state.stats.record(endpoint, params, status, fault)
 
@@ -309,8 +304,9 @@ async def _search(request: web.Request) -> web.StreamResponse:
 def _batches(
     state: SimState, result: Result, fields: tuple[str, ...]
 ) -> Iterator[list[dict[str, Any]]]:
+    faults = state.faults if state.faults.apply_to_export else None
     for start in range(0, result.count, EXPORT_BATCH):
-        yield _select(state.dataset, result.rids(start, start + EXPORT_BATCH), fields)
+        yield select(state.dataset, result.rids(start, start + EXPORT_BATCH), fields, faults)
 
 
 async def _export(
@@ -366,10 +362,10 @@ async def _iam(
         body = await _read_json(request)
         pair = issue(state, body)
         status = 200
-        return _json_response(200, pair)
+        return json_response(200, pair)
     except AuthError as exc:
         status = exc.status
-        return _error(exc.status, exc.message, exc.details)
+        return error(exc.status, exc.message, exc.details)
     finally:
         state.stats.record(endpoint, {}, status, None)
 

@@ -35,11 +35,12 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
 
 @attrs.frozen(kw_only=True)
 class FaultConfig:
-    """What goes wrong, and how often. Every rate is a probability in 0..1.
+    """What goes wrong, and how often. Every rate is a probability in 0..1 per request.
 
-    The random faults (``rate_*``) are exclusive: for each search or export request the
-    simulator draws one number from a seeded ``random.Random`` and picks at most one of them,
-    so their sum must not exceed 1. Fault decisions never touch the IAM endpoints.
+    Everything is off by default. The random faults (``rate_*``) are exclusive: for each
+    search or export request the simulator draws one number from a seeded ``random.Random``
+    and picks at most one of them, so their sum must not exceed 1. Fault decisions never
+    touch the IAM endpoints.
 
     * ``rate_429``: 429 with ``Retry-After: <retry_after>`` (whole seconds).
     * ``rate_429_bare``: 429 without ``Retry-After``.
@@ -52,16 +53,39 @@ class FaultConfig:
       file simply ends early.)
     * ``rate_stall``: the response is delayed by ``stall_seconds`` (longer than a client's
       timeout), then sent normally.
+    * ``rate_html_200``: status 200 with ``Content-Type: text/html`` and a small HTML login
+      page (with a ``<title>``) instead of the answer, as a captive portal or a misconfigured
+      proxy sends it. It hits exports too (unless ``apply_to_export`` is off).
     * ``fail_first``: the first N search/export requests after the faults were set answer
       ``fail_first_status`` (503 by default), before any random draw.
     * ``rate_limit``: requests per second allowed per token (token bucket holding
       ``rate_limit_burst`` requests, refilled at ``rate_limit`` per second on the simulator's
       clock); beyond it the answer is 429 with ``Retry-After``. ``None`` turns it off.
+      Setting new faults at run time (``SimServer.set_faults`` / ``update_faults``) may change
+      both; doing so **resets every token's bucket to full** (the new limit applies from the
+      next request, after one full burst), as a gateway that reloads its limits forgets the
+      old counters.
     * ``shuffle_ties``: records with equal sort keys come back in a different order on every
       request, as a sharded search index may return them.
     * ``insert_every`` / ``insert_count``: every ``insert_every``-th search request first
       inserts ``insert_count`` new records with ``createdAt`` inside the data set's span
       (live data: offsets shift while a pull runs). 0 turns it off.
+    * ``count_cap``: the reported ``count`` of a list answer is at most this many records, as
+      Elasticsearch's default ``track_total_hits`` reports at most 10,000 hits (without saying
+      "greater than or equal" here: the body keeps its ``{"count", "items"}`` shape). Pages
+      are unaffected and the ``offset_ceiling`` still applies on its own. ``None``: no cap.
+    * ``count_extra``: the reported ``count`` is this many records too high, as a stale count
+      that still includes deleted records; the pages hold only the real records, so a walk
+      ends on a short page before the count is reached. Applied before ``count_cap``:
+      ``count = min(true_count + count_extra, count_cap)``.
+    * ``missing_id_every``: every N-th record of the data set (the records whose rid, their
+      stable insertion number, satisfies ``(rid + 1) % N == 0``; independent of the seed and
+      the same on every request, inserted records included) is served without its ``id`` key
+      even when ``id`` is in ``fields``, in lists and downloads alike. With
+      ``missing_id_null`` the key is kept as ``"id": null``. 0 turns it off. The records
+      still exist: the ground truth (``SimServer.matching_ids``, ``matching_count``,
+      ``records``) keeps their ids, filters on ``id`` still find them, and
+      ``SimServer.ids_served_without_id`` lists the ones served without one.
     * ``apply_to_export``: whether the faults above also hit ``format=`` downloads.
     * ``seed``: seed of the fault decisions; ``None`` derives it from :attr:`SimConfig.seed`.
     """
@@ -83,6 +107,11 @@ class FaultConfig:
     shuffle_ties: bool = False
     insert_every: int = attrs.field(default=0, validator=_non_negative)
     insert_count: int = attrs.field(default=1, validator=_non_negative)
+    rate_html_200: float = attrs.field(default=0.0, validator=_rate)
+    count_cap: int | None = attrs.field(default=None)
+    count_extra: int = attrs.field(default=0, validator=_non_negative)
+    missing_id_every: int = attrs.field(default=0, validator=_non_negative)
+    missing_id_null: bool = False
     apply_to_export: bool = True
     seed: int | None = None
 
@@ -92,6 +121,8 @@ class FaultConfig:
             raise ValueError(f"the random fault rates add up to {total:.3f}, more than 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be > 0 or None")
+        if self.count_cap is not None and self.count_cap < 1:
+            raise ValueError("count_cap must be >= 1 or None")
         if self.fail_first_status not in (429, 500, 502, 503):
             raise ValueError("fail_first_status must be one of 429, 500, 502, 503")
 
@@ -106,7 +137,22 @@ class FaultConfig:
             ("disconnect", self.rate_disconnect),
             ("truncated", self.rate_truncated),
             ("stall", self.rate_stall),
+            ("html_200", self.rate_html_200),
         ]
+
+    def reported_count(self, true_count: int) -> int:
+        """The ``count`` a list answer reports for ``true_count`` matching records."""
+        count = true_count + self.count_extra
+        return count if self.count_cap is None else min(count, self.count_cap)
+
+    def body_key(self) -> tuple[object, ...]:
+        """The settings that change the body of a normal list answer (for caching it)."""
+        return (self.count_cap, self.count_extra, self.missing_id_every, self.missing_id_null)
+
+    def id_missing(self, rid: int) -> bool:
+        """Whether record ``rid`` is served without its id (see ``missing_id_every``)."""
+        every = self.missing_id_every
+        return every > 0 and (rid + 1) % every == 0
 
 
 @attrs.frozen(kw_only=True)

@@ -21,90 +21,31 @@ from datetime import date, datetime
 from typing import Any
 
 from ._config import SimConfig
-
-__all__ = ["FIELDS", "SORT_FIELDS", "STATUSES", "Dataset", "Task"]
-
-FIELDS: tuple[str, ...] = (
-    "id",
-    "phone",
-    "duration",
-    "taskId",
-    "taskName",
-    "botId",
-    "botName",
-    "regionId",
-    "timezone",
-    "status",
-    "shortNumber",
-    "transferredToOperator",
-    "linkToLog",
-    "createdAt",
-    "updatedAt",
-    "startedAt",
-    "price",
-    "messages",
-    "messagesAsString",
-    "additional",
-    "externalId",
-    "dialogResults",
-    "responder",
-    "nps",
-    "isFinished",
-    "recordPath",
-    "operatorDuration",
-    "botDuration",
-    "markers",
+from ._tables import (
+    ANSWERED,
+    BOT_LINES,
+    FIELDS,
+    HUMAN_LINES,
+    MARKERS,
+    NEVER_STARTED,
+    NOT_FINISHED,
+    REGIONS,
+    RESULT_NAMES,
+    SORT_FIELDS,
+    STATUS_INDEX,
+    STATUS_WEIGHTS,
+    STATUSES,
+    TASK_SPECS,
+    TASK_WEIGHTS,
 )
 
-STATUSES: tuple[str, ...] = (
-    "CANCEL",
-    "ANSWERED",
-    "NOANSWER",
-    "BUSY",
-    "CONGESTION",
-    "CHANUNAVAIL",
-    "FAILED",
-    "BLACKLIST",
-    "DIAL",
-    "INPROGRESS",
-    "FZ230",
-    "INVALID",
-    "UNAVAILABLE",
-    "EMPTY_AON",
-)
-STATUS_INDEX = {name: i for i, name in enumerate(STATUSES)}
-# The mix of a real outbound campaign: mostly no answer, answered or busy.
-_STATUS_WEIGHTS = (1, 30, 40, 12, 2, 3, 2, 1, 1, 1, 1, 1, 4, 1)
-_ANSWERED = STATUS_INDEX["ANSWERED"]
-_NOT_FINISHED = frozenset({STATUS_INDEX["DIAL"], STATUS_INDEX["INPROGRESS"]})
-# These never reached the network: no startedAt.
-_NEVER_STARTED = frozenset(STATUS_INDEX[s] for s in ("BLACKLIST", "FZ230", "INVALID", "EMPTY_AON"))
-
-SORT_FIELDS: tuple[str, ...] = ("createdAt", "updatedAt", "startedAt", "duration")
+__all__ = ["FIELDS", "SORT_FIELDS", "STATUSES", "STATUS_INDEX", "Dataset", "Task"]
 
 _M64 = (1 << 64) - 1
 _M40 = (1 << 40) - 1
 _UUID_HI_MASK = _M64 ^ 0xF000
 _SCRAMBLE_MUL = 0x9E3779B97  # odd, so invertible modulo 2**40
 _SCRAMBLE_INV = pow(_SCRAMBLE_MUL, -1, 1 << 40)
-
-_REGIONS = (  # (regionId, UTC offset in seconds)
-    (77, 10800),
-    (50, 10800),
-    (78, 10800),
-    (16, 10800),
-    (23, 10800),
-    (61, 10800),
-    (63, 14400),
-    (66, 18000),
-    (74, 18000),
-    (2, 18000),
-    (54, 25200),
-    (24, 25200),
-    (38, 28800),
-    (25, 36000),
-    (39, 7200),
-)
 
 
 def _mix(x: int) -> int:
@@ -139,42 +80,6 @@ class Task:
         self.short_numbers = short_numbers
 
 
-_TASK_SPECS = (  # (task name, bot name, company offset, weight, price per minute in cents)
-    ("Опрос удовлетворённости, январь", "Анна — опрос NPS", 0, 30, 150),
-    ("Напоминание о записи к врачу", "Мария — напоминания", 0, 25, 120),
-    ("Подтверждение доставки", "Олег — доставка", 0, 20, 135),
-    ("Информирование о задолженности", "Светлана — взыскание", 0, 12, 190),
-    ("Приглашение на вебинар", "Иван — маркетинг", 1, 8, 110),
-    ("Актуализация базы клиентов", "Елена — анкета", 1, 5, 100),
-)
-_TASK_WEIGHTS = tuple(spec[3] for spec in _TASK_SPECS)
-
-_BOT_LINES = (
-    "Здравствуйте! Вас беспокоит голосовой помощник.",
-    "Добрый день! Это автоматический звонок.",
-    "Подскажите, пожалуйста, вам удобно сейчас говорить?",
-    "Оцените, пожалуйста, качество обслуживания от нуля до десяти.",
-    "Напоминаю о вашей записи на завтра.",
-    "Ваш заказ готов к доставке. Подтверждаете адрес?",
-    "Спасибо за ответ! Хорошего дня.",
-    "Передаю вас оператору, оставайтесь на линии.",
-    "Извините, я не расслышал. Повторите, пожалуйста.",
-    "Приглашаем вас на бесплатный вебинар в четверг.",
-)
-_HUMAN_LINES = (
-    "Алло.",
-    "Да, удобно.",
-    "Нет, перезвоните позже.",
-    "Десять, всё отлично.",
-    "Семь, в целом нормально.",
-    "Да, подтверждаю.",
-    "А кто это?",
-    "Соедините с оператором.",
-    "Не интересует, спасибо.",
-    "Хорошо, приду.",
-)
-_RESULT_NAMES = ("interest", "confirmed", "callback", "nps_given", "operator_requested")
-_MARKERS = ("positive", "negative", "callback", "autoanswer", "operator", "silence")
 _N_TEMPLATES = 48
 _CHUNK = 65_536
 
@@ -189,11 +94,11 @@ class _Template:
         messages: list[dict[str, Any]] = []
         for turn in range(rng.randint(2, 7)):
             t += rng.uniform(0.5, 6.0)
-            messages.append({"role": "bot", "text": rng.choice(_BOT_LINES), "time": round(t, 1)})
+            messages.append({"role": "bot", "text": rng.choice(BOT_LINES), "time": round(t, 1)})
             if turn == 0 or rng.random() < 0.85:
                 t += rng.uniform(0.5, 8.0)
                 messages.append(
-                    {"role": "human", "text": rng.choice(_HUMAN_LINES), "time": round(t, 1)}
+                    {"role": "human", "text": rng.choice(HUMAN_LINES), "time": round(t, 1)}
                 )
         self.messages = messages
         self.as_string = "\n".join(
@@ -202,9 +107,9 @@ class _Template:
         self.end = math.ceil(t)
         self.dialog_results = [
             {"name": name, "value": rng.choice(("yes", "no", "unknown"))}
-            for name in rng.sample(_RESULT_NAMES, rng.randint(0, 3))
+            for name in rng.sample(RESULT_NAMES, rng.randint(0, 3))
         ]
-        self.markers = rng.sample(_MARKERS, rng.randint(0, 2))
+        self.markers = rng.sample(MARKERS, rng.randint(0, 2))
         self.nps = rng.randint(0, 10) if rng.random() < 0.4 else None
 
 
@@ -261,7 +166,7 @@ class Dataset:
 
         meta = random.Random(f"callsessions-sim-meta-{seed}")
         tasks: list[Task] = []
-        for name, bot_name, company, _weight, rate in _TASK_SPECS:
+        for name, bot_name, company, _weight, rate in TASK_SPECS:
             short = tuple(f"7495{meta.randrange(10**7):07d}" for _ in range(2))
             tasks.append(Task(_uuid(meta), name, _uuid(meta), bot_name, 1 + company, rate, short))
         self.tasks: tuple[Task, ...] = tuple(tasks)
@@ -310,8 +215,8 @@ class Dataset:
         rng = self._rng
         n = len(created)
         first = len(self.created)
-        statuses = rng.choices(range(len(STATUSES)), _STATUS_WEIGHTS, k=n)
-        tasks = rng.choices(range(len(self.tasks)), _TASK_WEIGHTS, k=n)
+        statuses = rng.choices(range(len(STATUSES)), STATUS_WEIGHTS, k=n)
+        tasks = rng.choices(range(len(self.tasks)), TASK_WEIGHTS, k=n)
         templates = self.templates
         rand = rng.random
         getbits = rng.getrandbits
@@ -324,13 +229,13 @@ class Dataset:
             c = created[i]
             st = statuses[i]
             tmpl = getbits(8) % _N_TEMPLATES
-            if st == _ANSWERED:
+            if st == ANSWERED:
                 dur = templates[tmpl].end + int(rand() * 90)
             elif st == 9:  # INPROGRESS: still talking
                 dur = int(rand() * 30)
             else:
                 dur = 0
-            if st in _NEVER_STARTED:
+            if st in NEVER_STARTED:
                 s = nan
                 u = c + 1.0
             else:
@@ -454,9 +359,9 @@ class Dataset:
         st = self.status[rid]
         task = self.tasks[self.task[rid]]
         dur = self.duration[rid]
-        answered = st == _ANSWERED
+        answered = st == ANSWERED
         record_id = self.id_of(rid)
-        region, tz = _REGIONS[h % len(_REGIONS)]
+        region, tz = REGIONS[h % len(REGIONS)]
         started = self.started[rid]
         created_at = self.iso(self.created[rid])
         if answered:
@@ -508,7 +413,7 @@ class Dataset:
             "dialogResults": results,
             "responder": responder,
             "nps": nps,
-            "isFinished": st not in _NOT_FINISHED,
+            "isFinished": st not in NOT_FINISHED,
             "recordPath": record_path,
             "operatorDuration": operator,
             "botDuration": dur - operator,

@@ -89,7 +89,7 @@ def _csv(batches: Batches, fields: tuple[str, ...], excel: bool) -> Iterator[byt
         buf.write("\ufeff")
     writer.writerow(fields)
     for batch in batches:
-        writer.writerows([[_cell(rec[f]) for f in fields] for rec in batch])
+        writer.writerows([[_cell(rec.get(f)) for f in fields] for rec in batch])
         yield buf.getvalue().encode("utf-8")
         buf.seek(0)
         buf.truncate()
@@ -171,7 +171,7 @@ def _sheet_rows(batches: Batches, fields: tuple[str, ...], total: int | None) ->
             row += 1
             cells: list[str] = []
             for col, name in zip(letters, fields, strict=True):
-                value = rec[name]
+                value = rec.get(name)  # a key may be absent (missing_id_every)
                 if value is None:
                     continue
                 ref = f"{col}{row}"

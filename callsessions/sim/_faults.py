@@ -12,7 +12,14 @@ from ._config import FaultConfig
 
 __all__ = ["Decision", "FaultEngine"]
 
-_STATUS_OF = {"429": 429, "429_bare": 429, "500": 500, "502": 502, "503": 503}
+_STATUS_OF = {
+    "429": 429,
+    "429_bare": 429,
+    "500": 500,
+    "502": 502,
+    "503": 503,
+    "html_200": 200,
+}
 
 
 @attrs.frozen
@@ -20,7 +27,9 @@ class Decision:
     """What to do to one search/export request.
 
     ``kind`` is ``None`` (answer normally) or one of ``429``, ``429_bare``, ``500``, ``502``,
-    ``503``, ``disconnect``, ``truncated``, ``stall``, ``rate_limit``, ``fail_first``.
+    ``503``, ``disconnect``, ``truncated``, ``stall``, ``html_200``, ``rate_limit``,
+    ``fail_first``. ``status`` is set when the fault replaces the answer (``html_200``: a 200
+    whose body is an HTML page).
     """
 
     kind: str | None = None
@@ -44,7 +53,11 @@ class FaultEngine:
         self.set(faults)
 
     def set(self, faults: FaultConfig) -> None:
-        """Switch to new faults; reseeds the decisions and restarts ``fail_first``."""
+        """Switch to new faults; reseeds the decisions and restarts ``fail_first``.
+
+        It also forgets every token's rate-limit bucket: each token's next request finds a
+        full bucket of the new ``rate_limit_burst``, refilled at the new ``rate_limit``.
+        """
         self.faults = faults
         seed = faults.seed if faults.seed is not None else self._default_seed
         self.rng.seed(f"callsessions-sim-faults-{seed}")

@@ -129,11 +129,16 @@ class SimServer:
         self.state.faults = faults
 
     def set_faults(self, faults: FaultConfig | None = None, **fields: Any) -> FaultConfig:
-        """Replace the faults (``faults``, or ``FaultConfig(**fields)``); no arguments: none."""
+        """Replace the faults (``faults``, or ``FaultConfig(**fields)``); no arguments: none.
+
+        Safe while a pull runs; it resets every token's rate-limit bucket to full (see
+        :meth:`SimState.set_faults`).
+        """
         return self.state.set_faults(faults, **fields)
 
     def update_faults(self, **changes: Any) -> FaultConfig:
-        """Change some of the faults in force by name, keeping the others."""
+        """Change some of the faults in force by name, keeping the others (e.g.
+        ``update_faults(rate_limit=5.0)``); resets the rate-limit buckets like ``set_faults``."""
         return self.state.update_faults(**changes)
 
     @property
@@ -155,16 +160,28 @@ class SimServer:
         self.state.jitter = value
 
     def matching_ids(self, params: Mapping[str, str] | None = None) -> list[str]:
-        """Ids matching these wire parameters now, in sort order (paging ignored)."""
+        """Ids matching these wire parameters now, in sort order (paging ignored); the
+        ground truth, including the true ids of records served without one."""
         return self.state.matching_ids(params)
 
     def matching_count(self, params: Mapping[str, str] | None = None) -> int:
-        """How many records match these wire parameters now."""
+        """How many records match these wire parameters now (the true count)."""
         return self.state.matching_count(params)
 
-    def records(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """The matching records themselves (``fields`` honoured), in sort order."""
-        return self.state.records(params)
+    def reported_count(self, params: Mapping[str, str] | None = None) -> int:
+        """The ``count`` the list endpoint reports now (``count_cap``/``count_extra`` applied)."""
+        return self.state.reported_count(params)
+
+    def ids_served_without_id(self, params: Mapping[str, str] | None = None) -> list[str]:
+        """True ids of the matching records that arrive without one (``missing_id_every``)."""
+        return self.state.ids_served_without_id(params)
+
+    def records(
+        self, params: Mapping[str, str] | None = None, *, served: bool = False
+    ) -> list[dict[str, Any]]:
+        """The matching records themselves (``fields`` honoured), in sort order; true ones,
+        or with ``served=True`` as the endpoint sends them (ids withheld by the faults)."""
+        return self.state.records(params, served=served)
 
     def insert(self, n: int = 1, **kwargs: Any) -> list[str]:
         """Insert ``n`` records now (see ``Dataset.insert``); return their ids."""
