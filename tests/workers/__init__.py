@@ -1,0 +1,1 @@
+"""Tests of the pieces that run pulls on workers (arq, Redis)."""
