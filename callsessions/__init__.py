@@ -11,6 +11,8 @@
 
 from .__about__ import __version__
 from ._auth import Auth, PasswordAuth, Secret, TokenAuth
+from ._bulk import CheckpointError, PullOutcome, PullProgress
+from ._checkpoint import Checkpoint
 from ._client import CallSessionsClient, ClientConfig, ExportResult
 from ._convert import make_converter, structure_session, unstructure_session
 from ._errors import (
@@ -22,7 +24,9 @@ from ._errors import (
     DecodeError,
     IncompletePullError,
     InvalidQueryError,
+    MissingIdError,
     NotFoundError,
+    OutputLockedError,
     PaginationError,
     PermissionDeniedError,
     RateLimitedError,
@@ -35,7 +39,7 @@ from ._mock import MockTransport, json_response
 from ._models import CallSession, Page
 from ._planning import PullPlan, PullSettings, Window
 from ._protocol import HTTPRequest, HTTPResponse
-from ._pull import Checkpoint, PullStream, PullSummary, WindowProblem
+from ._pull import PullStream, PullSummary, WindowProblem
 from ._query import (
     ALL_FIELDS,
     CallStatus,
@@ -59,6 +63,7 @@ __all__ = [
     "CallSessionsError",
     "CallStatus",
     "Checkpoint",
+    "CheckpointError",
     "ClientConfig",
     "ConnectionFailedError",
     "DateField",
@@ -69,13 +74,17 @@ __all__ = [
     "HTTPResponse",
     "IncompletePullError",
     "InvalidQueryError",
+    "MissingIdError",
     "MockTransport",
     "NotFoundError",
+    "OutputLockedError",
     "Page",
     "PaginationError",
     "PasswordAuth",
     "PermissionDeniedError",
+    "PullOutcome",
     "PullPlan",
+    "PullProgress",
     "PullSettings",
     "PullStream",
     "PullSummary",

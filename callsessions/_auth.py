@@ -183,16 +183,16 @@ class PasswordAuth:
         self.refreshes += 1
 
     def _store(self, response: HTTPResponse, request: HTTPRequest) -> None:
-        where = {"method": request.method, "path": request.path}
+        where: dict[str, Any] = {"method": request.method, "path": request.path}
         if response.status >= 400:
             raise error_from_response(response, method=request.method, path=request.path)
         try:
             data = orjson.loads(response.body)
             token, refresh = data["token"], data.get("refreshToken")
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise DecodeError("login answer without a 'token'", **where) from None
+            raise DecodeError("login answer without a 'token'", transient=True, **where) from None
         if not isinstance(token, str) or not token:
-            raise DecodeError("login answer without a 'token'", **where)
+            raise DecodeError("login answer without a 'token'", transient=True, **where)
         self._token = Secret(token)
         self._refresh_token = Secret(refresh) if isinstance(refresh, str) and refresh else None
         exp = jwt_expiry(token)

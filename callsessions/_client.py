@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import re
-import tempfile
+import secrets
+import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +19,19 @@ import attrs
 from attrs import field, frozen
 
 from ._auth import Auth, Secret, TokenAuth
+from ._bulk import PullOutcome, PullProgress, pull_to
+from ._checkpoint import Checkpoint
 from ._convert import structure_sessions
 from ._errors import (
     CallSessionsError,
     ConnectionFailedError,
-    DecodeError,
     InvalidQueryError,
     PaginationError,
     RateLimitedError,
+    ThrottledOutError,
     TokenExpiredError,
 )
+from ._files import OutputLock
 from ._limiter import AdaptiveLimiter
 from ._models import CallSession, Page
 from ._planning import (
@@ -36,6 +41,7 @@ from ._planning import (
     Window,
     bucket_count,
     layout_windows,
+    range_check,
     split_times,
 )
 from ._protocol import (
@@ -44,12 +50,12 @@ from ._protocol import (
     HTTPResponse,
     PageData,
     build_page_request,
+    check_body,
     error_from_response,
-    looks_complete,
     parse_page,
     peek_count,
 )
-from ._pull import Checkpoint, PullEngine, PullStream, PullSummary, RequestContext
+from ._pull import PullEngine, PullStream, PullSummary, RequestContext
 from ._query import (
     DEFAULT_WIRE_NAMES,
     MAX_PAGE_SIZE,
@@ -59,10 +65,13 @@ from ._query import (
     snake_case,
 )
 from ._retry import RetryBudget, RetryPolicy
-from ._transport import AiohttpTransport, Transport
+from ._transport import DEFAULT_MAX_BODY, AiohttpTransport, Transport
+from .http.ratelimit import AdaptiveRateLimiter, RateLimiter
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from .sinks import Sink
 
 __all__ = ["CallSessionsClient", "ClientConfig", "ExportResult"]
 
@@ -75,10 +84,16 @@ Dedupe = Literal["window", "pull"]
 R = TypeVar("R")
 
 
-def _positive(name: str) -> Callable[[object, object, float], None]:
+#: the most requests in flight a pull may be given: pages waiting their turn grow with it
+MAX_CONCURRENCY = 256
+
+
+def _positive(name: str, most: float = math.inf) -> Callable[[object, object, float], None]:
     def check(_inst: object, _attr: object, value: float) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise InvalidQueryError(name, value, "must be a positive number")
+        if not value < math.inf or value > most:
+            raise InvalidQueryError(name, value, f"must be finite and at most {most:g}")
 
     return check
 
@@ -100,20 +115,25 @@ class ClientConfig:
     timeout: float = field(default=60.0, validator=_positive("timeout"))
     connect_timeout: float = field(default=10.0, validator=_positive("connect_timeout"))
     max_connections: int = field(default=32, validator=_positive("max_connections"))
+    max_body_bytes: int = field(default=DEFAULT_MAX_BODY, validator=_positive("max_body_bytes"))
     retry: RetryPolicy = field(factory=RetryPolicy)
     page_size: int = MAX_PAGE_SIZE
-    concurrency: int = field(default=8, validator=_positive("concurrency"))
+    concurrency: int = field(default=8, validator=_positive("concurrency", MAX_CONCURRENCY))
     offset_ceiling: int = 10_000
     max_rewalks: int = 3
     window_fill: float = 0.8
     window_resolution: timedelta = ONE_SECOND
     max_buckets: int = 32
+    max_rate: float | None = None
+    max_stall: float = field(default=600.0, validator=_positive("max_stall"))
 
     def __attrs_post_init__(self) -> None:
         if not self.endpoint_path.startswith("/"):
             raise InvalidQueryError("endpoint_path", self.endpoint_path, "must start with /")
         if not isinstance(self.wire_names, WireNames):
             raise InvalidQueryError("wire_names", self.wire_names, "must be a WireNames")
+        if self.max_rate is not None:
+            _positive("max_rate")(self, None, self.max_rate)
         if self.max_rewalks < 0:
             raise InvalidQueryError("max_rewalks", self.max_rewalks, "must be >= 0")
         self.pull_settings()  # validates page_size, offset_ceiling, fill, resolution
@@ -167,6 +187,7 @@ class CallSessionsClient:
         auth: Auth | None = None,
         session: aiohttp.ClientSession | None = None,
         transport: Transport | None = None,
+        rate_limiter: RateLimiter | None = None,
         config: ClientConfig | None = None,
         **settings: Any,
     ) -> None:
@@ -197,8 +218,17 @@ class CallSessionsClient:
             timeout=config.timeout,
             connect_timeout=config.connect_timeout,
             max_connections=config.max_connections,
+            max_body_bytes=config.max_body_bytes,
         )
         self._budget = RetryBudget.for_policy(config.retry)
+        #: paces every request of this client (pulls, planning, single pages) to the
+        #: server's rate: learned from 429s, capped by ``max_rate``; one shared by many
+        #: processes (``callsessions.workers.RedisRateLimiter``) can be given instead
+        self._rate: RateLimiter = rate_limiter or _default_rate_limiter(config)
+        now = getattr(self._rate, "now", None)
+        self._clock: Callable[[], float] = now if callable(now) else time.monotonic
+        #: the clock's time of this client's last served request (None before any)
+        self._last_success: float | None = None
         #: counters of requests made outside pulls (fetch_page, count, plan)
         self.stats = PullSummary()
         self._closed = False
@@ -255,12 +285,7 @@ class CallSessionsClient:
         def check(response: HTTPResponse) -> bytes:
             if response.status != 200:
                 parse_page(response, method=request.method, path=request.path)  # raises
-            if not looks_complete(response.body):
-                raise DecodeError(
-                    f"the body ({len(response.body)} bytes) ends mid-document",
-                    method=request.method,
-                    path=request.path,
-                )
+            check_body(response.body, method=request.method, path=request.path)
             return response.body
 
         return await self._get_checked(request, ctx, check)
@@ -268,32 +293,68 @@ class CallSessionsClient:
     async def _get_checked(
         self, request: HTTPRequest, ctx: RequestContext, check: Callable[[HTTPResponse], R]
     ) -> R:
-        """Send under the retry policy, the budget and the limiter; ``check`` turns the
-        response into the result or raises (an error it raises may be retried)."""
+        """Send under the rate limiter, the retry policy, the budget and the concurrency
+        limiter; ``check`` turns the response into the result or raises (an error it raises
+        may be retried). A 429 is not a failure: it slows the pace (and pauses for its
+        Retry-After) and the request goes again, without using an attempt or the budget,
+        until the server has served nothing for ``max_stall`` seconds."""
 
         async def attempt() -> R:
-            if ctx.limiter is None:
-                response = await self._send_authed(request, ctx)
-            else:
-                async with ctx.limiter.slot():
-                    response = await self._send_authed(request, ctx)
-            data = check(response)
-            ctx.budget.on_success()
-            if ctx.limiter is not None:
-                ctx.limiter.on_success()
-            return data
+            while True:
+                await self._rate.acquire()
+                try:
+                    if ctx.limiter is None:
+                        response = await self._send_authed(request, ctx)
+                    else:
+                        async with ctx.limiter.slot():
+                            response = await self._send_authed(request, ctx)
+                    data = check(response)
+                except RateLimitedError as exc:
+                    if not await self._throttled(exc, ctx):
+                        raise
+                    continue
+                await self._rate.on_success()
+                self._last_success = self._clock()
+                ctx.budget.on_success()
+                if ctx.limiter is not None:
+                    ctx.limiter.on_success()
+                return data
 
         def on_retry(exc: BaseException, wait: float) -> None:
             ctx.summary.retries += 1
             if isinstance(exc, RateLimitedError):
                 ctx.summary.throttled += 1
                 ctx.summary.throttled_seconds += wait
-                if ctx.limiter is not None:
-                    ctx.limiter.on_throttle(wait)
             log.info("retrying in %.2fs after %s", wait, exc)
 
         result: R = await self.config.retry.retrying(ctx.budget, on_retry)(attempt)
         return result
+
+    async def _throttled(self, exc: RateLimitedError, ctx: RequestContext) -> bool:
+        """A 429: slow the pace (the rate limiter also pauses for its Retry-After). While
+        the server is serving (a success within ``max_stall``), the request simply goes
+        again: True, and it uses no attempt and no retry budget. Otherwise False: the retry
+        policy decides, as for any failure. When it has served nothing for ``max_stall``
+        after serving before, ``ThrottledOutError``."""
+        wait = min(exc.retry_after or 0.0, self.config.retry.retry_after_cap)
+        if ctx.limiter is not None:
+            ctx.limiter.on_throttle(0.0)  # fewer in flight too; the rate limiter paces
+        await self._rate.on_throttle(wait)
+        if self._last_success is None:
+            return False
+        if self._clock() - self._last_success > self.config.max_stall:
+            raise ThrottledOutError(
+                f"the server has served nothing for {self.config.max_stall:g} s and refused "
+                f"{ctx.summary.throttled + 1} requests with 429 (rate limited): giving up; "
+                "try again later or lower max_rate",
+                method=exc.method,
+                path=exc.path,
+            )
+        ctx.summary.throttled += 1
+        ctx.summary.throttled_seconds += wait
+        ctx.summary.retries += 1
+        log.debug("throttled (rate %s req/s): %s", self._rate.rate, exc)
+        return True
 
     def _request_for(self, query: SessionQuery) -> HTTPRequest:
         return build_page_request(
@@ -382,6 +443,12 @@ class CallSessionsClient:
         ctx = self._context()
         return await self._plan(q, ctx)
 
+    async def _plan_counted(self, query: SessionQuery) -> tuple[PullPlan, PullSummary]:
+        """Plan ``query`` and say what planning cost (its own counters, not ``stats``)."""
+        budget = RetryBudget.for_policy(self.config.retry)
+        ctx = RequestContext(summary=PullSummary(), budget=budget)
+        return await self._plan(self.pull_query(query), ctx), ctx.summary
+
     async def _plan(self, q: SessionQuery, ctx: RequestContext) -> PullPlan:
         assert q.page_size is not None
         settings = self.config.pull_settings(q.page_size)
@@ -397,7 +464,7 @@ class CallSessionsClient:
             q = attrs.evolve(q, start=start, end=end)
         before = ctx.summary.planning_requests
         total = await self._count(q, ctx)
-        if total is None or total <= settings.capacity:
+        if total is None or not settings.overflows(total):
             windows: list[Window] = [Window(start, end, count=total)]
         else:
             points = split_times(start, end, bucket_count(total, settings), settings.resolution)
@@ -410,14 +477,18 @@ class CallSessionsClient:
                 return attrs.evolve(w, count=n or 0)
 
             buckets = list(await asyncio.gather(*(counted(b) for b in buckets)))
-            counted_total = sum(b.count or 0 for b in buckets)
-            if counted_total > total + max(10, total // 2):
+            if range_check(total, [b.count or 0 for b in buckets]) == "suspect":
+                tiny = attrs.evolve(q, start=start, end=start + settings.resolution)
+                ignored = await self._count(tiny, ctx) == total
+            else:
+                ignored = False
+            if ignored:
                 # Disjoint parts cannot hold more than the whole (records inserted while
                 # counting aside): the server is not filtering by the range.
                 raise PaginationError(
-                    f"the parts of the range hold {counted_total} records, the whole range "
-                    f"{total}: the server ignores the range (check the wire names of start, "
-                    "end and date_field)"
+                    f"the parts of the range hold {sum(b.count or 0 for b in buckets)} "
+                    f"records, the whole range {total}: the server ignores the range (check "
+                    "the wire names of start, end and date_field)"
                 )
             windows = layout_windows(buckets, settings)
         return PullPlan(
@@ -550,8 +621,8 @@ class CallSessionsClient:
         if dedupe not in ("window", "pull"):
             raise InvalidQueryError("dedupe", dedupe, "allowed: window, pull")
         bound = concurrency if concurrency is not None else self.config.concurrency
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-            raise InvalidQueryError("concurrency", bound, "must be an integer >= 1")
+        if isinstance(bound, bool) or not isinstance(bound, int) or not 1 <= bound <= 256:
+            raise InvalidQueryError("concurrency", bound, "must be an integer from 1 to 256")
         ctx = RequestContext(
             summary=summary,
             budget=RetryBudget.for_policy(self.config.retry),
@@ -569,14 +640,13 @@ class CallSessionsClient:
         else:
             plan = await self._plan(self.pull_query(source), ctx)
         base = plan.query
-        missing = itertools.count()
 
         async def fetch(window: Window, offset: int, limit: int) -> Page[Any]:
             query = attrs.evolve(
                 base, start=window.start, end=window.end, offset=offset, page_size=limit
             )
             data = await self._get_page_data(self._request_for(query), ctx)
-            items: list[Any] = data.items if raw else structure_sessions(data.items)
+            items: list[Any] = data.items if raw else _structured(data.items, summary)
             return Page(items=items, count=data.count, offset=offset, limit=limit)
 
         async def fetch_pending(window: Window, offset: int, limit: int) -> _Body:
@@ -585,19 +655,12 @@ class CallSessionsClient:
             )
             request = self._request_for(query)
             body = await self._get_body(request, ctx)
-            return _Body(body, offset, limit, raw, request.path)
-
-        def ident_raw(r: RawRecord) -> Any:
-            key = r.get("id")
-            return key if key is not None else ("no-id", next(missing))
-
-        def ident_record(r: CallSession) -> Any:
-            return r.id if r.id is not None else ("no-id", next(missing))
+            return _Body(body, offset, limit, None if raw else summary, request.path)
 
         engine: PullEngine[Any] = PullEngine(
             plan,
             fetch,
-            ident_raw if raw else ident_record,
+            _raw_id if raw else _record_id,
             ctx,
             concurrency=bound,
             max_rewalks=self.config.max_rewalks,
@@ -612,6 +675,40 @@ class CallSessionsClient:
                 yield page
         finally:
             await pages.aclose()
+
+    async def pull_to(
+        self,
+        source: SessionQuery | PullPlan,
+        out: str | os.PathLike[str] | Sink,
+        *,
+        resume: bool = False,
+        dedupe: Dedupe = "window",
+        concurrency: int | None = None,
+        max_items: int | None = None,
+        progress: PullProgress | None = None,
+    ) -> PullOutcome:
+        """Pull every matching call into ``out`` and complete it: the nightly job.
+
+        ``out`` is a path whose extension picks the format (``.jsonl``, ``.csv``,
+        ``.sqlite``, ``.parquet``, gzip, a directory for one part per window, ``-`` for
+        stdout) or a ``Sink``. The output is locked for the run (``<out>.lock``; a second run
+        raises ``OutputLockedError`` at once), written window by window, and nothing
+        incomplete ever looks complete. Progress is kept in ``<out>.checkpoint``: after an
+        interruption, ``resume=True`` continues where the last finished window ended; without
+        it a leftover checkpoint is a ``CheckpointError``. ``max_items`` stops after that
+        many records with a complete, valid output. ``progress`` hears of every page.
+        Returns a ``PullOutcome``; an incomplete window raises ``IncompletePullError``.
+        """
+        return await pull_to(
+            self,
+            source,
+            out,
+            resume=resume,
+            dedupe=dedupe,
+            concurrency=concurrency,
+            max_items=max_items,
+            progress=progress,
+        )
 
     # -- export -----------------------------------------------------------------------
 
@@ -635,6 +732,18 @@ class CallSessionsClient:
         target = _check_target(path)
         request = self._request_for(query)
         ctx = self._context()
+        with OutputLock(target):
+            return await self._download(request, target, ctx, on_progress, chunk_size)
+
+    async def _download(
+        self,
+        request: HTTPRequest,
+        target: Path,
+        ctx: RequestContext,
+        on_progress: Callable[[int, int | None], None] | None,
+        chunk_size: int,
+    ) -> ExportResult:
+        """The export's body into ``target``, under the retry policy."""
 
         async def attempt() -> ExportResult:
             authorization = await self.auth.authorization(self._send_plain) if self.auth else None
@@ -653,7 +762,10 @@ class CallSessionsClient:
                     )
                 total_header = resp.headers.get("content-length")
                 total = int(total_header) if total_header and total_header.isdigit() else None
-                fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+                # Not mkstemp: its 0600 would keep a BI tool running as another user out;
+                # this file gets the umask's mode, like every other output.
+                tmp_name = str(target.with_name(f".{target.name}.{secrets.token_hex(6)}.part"))
+                fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 done = 0
                 try:
                     with os.fdopen(fd, "wb") as out:
@@ -697,7 +809,8 @@ class _Body:
     body: bytes
     offset: int
     limit: int
-    raw: bool
+    #: where structured records count their type mismatches; None for raw records
+    structure_into: PullSummary | None
     path: str
 
     def count_hint(self) -> int | None:
@@ -705,8 +818,58 @@ class _Body:
 
     def parse(self) -> Page[Any]:
         data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
-        items: list[Any] = data.items if self.raw else structure_sessions(data.items)
+        into = self.structure_into
+        items: list[Any] = data.items if into is None else _structured(data.items, into)
         return Page(items=items, count=data.count, offset=self.offset, limit=self.limit)
+
+
+def _structured(items: list[RawRecord], summary: PullSummary) -> list[CallSession]:
+    """Structure a page, counting values of an unexpected type in the summary; the first of
+    each field is logged once as a warning (the record keeps the value as it came)."""
+    counts = summary.type_mismatches
+    known = len(counts)
+    records = structure_sessions(items, counts)
+    if len(counts) > known:
+        for name in list(counts)[known:]:
+            log.warning(
+                "field %s: a value of an unexpected type was kept as it came (counted in "
+                "summary.type_mismatches)",
+                name,
+            )
+    return records
+
+
+class _SkippedTime:
+    """A clock whose sleeps are skipped: they move the clock on instead of waiting. A
+    policy without waits (``RetryPolicy.no_wait()``, for tests) paces on this."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def clock(self) -> float:
+        return time.monotonic() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+def _default_rate_limiter(config: ClientConfig) -> AdaptiveRateLimiter:
+    retry = config.retry
+    if retry.max_wait == 0 and retry.retry_after_cap == 0:
+        skipped = _SkippedTime()
+        return AdaptiveRateLimiter(
+            max_rate=config.max_rate, clock=skipped.clock, sleep=skipped.sleep
+        )
+    return AdaptiveRateLimiter(max_rate=config.max_rate)
+
+
+def _raw_id(record: RawRecord) -> Any:
+    return record.get("id")
+
+
+def _record_id(record: CallSession) -> Any:
+    return record.id
 
 
 def _date_reader(wire_name: str, raw: bool) -> Callable[[Any], datetime | None]:

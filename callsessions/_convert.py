@@ -9,7 +9,9 @@ status is kept as its string.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -40,43 +42,53 @@ def _status(value: Any, _: Any) -> Any:
         return value
 
 
-def _datetime(value: Any, _: Any) -> Any:
+def _datetime(value: Any, where: Any) -> Any:
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value)
         except ValueError:
-            return None if not value else _keep(value)
-    return _keep(value)
+            return None if not value else _keep(value, where)
+    return _keep(value, where)
 
 
-def _keep(value: Any) -> Any:
-    """A value of an unexpected type: passed through rather than failing a whole pull."""
+#: while a page is structured: field name -> values of an unexpected type (see
+#: ``structure_sessions``); None outside it
+_MISMATCHES: ContextVar[Counter[str] | None] = ContextVar("callsessions_mismatches", default=None)
+
+
+def _keep(value: Any, where: Any) -> Any:
+    """A value of an unexpected type: passed through rather than failing a whole pull, and
+    counted by field (``where`` is the wire name when the generated function calls)."""
+    counter = _MISMATCHES.get()
+    if counter is not None and isinstance(where, str):
+        counter[where] += 1
     return value
 
 
-def _decimal(value: Any, _: Any) -> Any:
+def _decimal(value: Any, where: Any) -> Any:
     if value is None or isinstance(value, Decimal):
         return value
     try:
         # str() first: Decimal(0.1) would carry binary noise, Decimal("0.1") does not.
-        return Decimal(value if isinstance(value, str) else str(value))
+        number = Decimal(value if isinstance(value, str) else str(value))
     except (InvalidOperation, TypeError, ValueError):
-        return _keep(value)
+        return _keep(value, where)
+    return number if number.is_finite() else _keep(value, where)
 
 
-def _int(value: Any, _: Any) -> Any:
+def _int(value: Any, where: Any) -> Any:
     if value is None or type(value) is int:
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         try:
             return int(value)
         except ValueError:  # "--5", "²": isdigit() says yes, int() says no
-            return _keep(value)
+            return _keep(value, where)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return _keep(value)
+    return _keep(value, where)
 
 
 def _passthrough(value: Any, _: Any) -> Any:
@@ -102,22 +114,22 @@ def _as_is(value: Any) -> Any:
 _fromisoformat = datetime.fromisoformat
 
 
-def _datetime_str(value: str) -> Any:
+def _datetime_str(value: str, where: str) -> Any:
     """The hot path of date-times: a string, almost always well formed."""
     try:
         return _fromisoformat(value)
     except ValueError:
-        return _datetime(value, None)
+        return _datetime(value, where)
 
 
 #: Inline expressions for the hot hooks, used by the generated record function instead of a
 #: call per field. ``{w}`` is the wire name; ``v`` is a scratch variable.
 _INLINE: dict[Callable[[Any, Any], Any], str] = {
     _passthrough: "g({w!r})",
-    _int: "(v if (v := g({w!r})) is None or v.__class__ is int else _int(v, None))",
-    _datetime: "(_dts(v) if (v := g({w!r})).__class__ is str else _datetime(v, None))",
+    _int: "(v if (v := g({w!r})) is None or v.__class__ is int else _int(v, {w!r}))",
+    _datetime: "(_dts(v, {w!r}) if (v := g({w!r})).__class__ is str else _datetime(v, {w!r}))",
     _status: "(_sbv.get(v, v) if (v := g({w!r})).__class__ is str else _status(v, None))",
-    _decimal: "_decimal(g({w!r}), None)",
+    _decimal: "_decimal(g({w!r}), {w!r})",
 }
 
 
@@ -225,11 +237,20 @@ def structure_session(data: dict[str, Any]) -> CallSession:
     return result
 
 
-def structure_sessions(items: list[dict[str, Any]]) -> list[CallSession]:
-    """Structure a page of wire dicts (the hot path of a pull)."""
+def structure_sessions(
+    items: list[dict[str, Any]], mismatches: Counter[str] | None = None
+) -> list[CallSession]:
+    """Structure a page of wire dicts (the hot path of a pull). Values of an unexpected type
+    (``duration: "12.5"``, ``createdAt: "yesterday"``) are kept as they came; with
+    ``mismatches`` given, each is counted there under its field's wire name."""
     hook = _STRUCTURE
-    with gc_paused():  # a thousand records and their values: see _gcpause
-        return [hook(item, CallSession) for item in items]
+    token = _MISMATCHES.set(mismatches) if mismatches is not None else None
+    try:
+        with gc_paused():  # a thousand records and their values: see _gcpause
+            return [hook(item, CallSession) for item in items]
+    finally:
+        if token is not None:
+            _MISMATCHES.reset(token)
 
 
 def unstructure_session(record: CallSession) -> dict[str, Any]:

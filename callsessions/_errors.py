@@ -11,13 +11,17 @@
     │   ├── PermissionDeniedError     403
     │   ├── NotFoundError             404
     │   ├── RateLimitedError          429, with ``retry_after`` (seconds or None)
+    │   │   └── ThrottledOutError     429s only, for ``max_stall`` seconds: given up
     │   └── ServerError               5xx
     ├── TransportError                no usable HTTP response
     │   ├── ConnectionFailedError     refused, reset, closed in the middle of a body
     │   └── RequestTimeoutError       no complete answer in time
     ├── DecodeError                   a 2xx answer whose body is not what the API sends
+    │                                 (``transient``: cut short, worth a retry; else not)
     ├── PaginationError               a page walk that stops advancing, or ignores its range
-    └── IncompletePullError           a window whose records could not all be gathered
+    │   └── MissingIdError            a record without ``id``: it cannot be verified
+    ├── IncompletePullError           a window whose records could not all be gathered
+    └── OutputLockedError             another pull is writing the same output (also an OSError)
 
 Every error that belongs to a request carries ``method`` and ``path`` (the URL path,
 never the query string's secrets, never a header) and shows them in its message and repr.
@@ -37,12 +41,15 @@ __all__ = [
     "DecodeError",
     "IncompletePullError",
     "InvalidQueryError",
+    "MissingIdError",
     "NotFoundError",
+    "OutputLockedError",
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitedError",
     "RequestTimeoutError",
     "ServerError",
+    "ThrottledOutError",
     "TokenExpiredError",
     "TransportError",
 ]
@@ -164,6 +171,16 @@ class RateLimitedError(APIError):
         super().__init__(status, method=method, path=path, error=error, details=details)
 
 
+class ThrottledOutError(RateLimitedError):
+    """The server refused every request (429) for ``max_stall`` seconds and served none:
+    the pull gives up on throttling. (Throttling alone is never a failure.)"""
+
+    stalled = True
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(429, method=method, path=path, error=message)
+
+
 class ServerError(APIError):
     """5xx: the server failed; usually worth a retry."""
 
@@ -181,12 +198,34 @@ class RequestTimeoutError(TransportError):
 
 
 class DecodeError(_RequestError):
-    """A successful status with a body that is not what the API sends (truncated JSON...)."""
+    """A successful status with a body that is not what the API sends.
+
+    ``transient`` is True for a body cut short (JSON that ends early, fewer bytes than its
+    Content-Length): a retry may well get it whole. A well-formed wrong answer (an HTML page,
+    a ``count`` that is not an integer, a redirect) is not transient: it is retried at most
+    once, then reported with what came back.
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", transient: bool = False
+    ) -> None:
+        self.transient = transient
+        super().__init__(message, method=method, path=path)
 
 
 class PaginationError(_RequestError):
     """A page walk that stops advancing (same offset again, or the same ids as the last
     page), or a server that does not apply the range asked for (a wrong wire name)."""
+
+
+class MissingIdError(PaginationError):
+    """A record came back without ``id`` (absent or null): it can be neither de-duplicated
+    nor counted towards its window, so the pull stops rather than pass it silently.
+    ``window`` names the window (its text form)."""
+
+    def __init__(self, message: str, *, window: str = "", method: str = "", path: str = "") -> None:
+        self.window = window
+        super().__init__(message, method=method, path=path)
 
 
 class IncompletePullError(CallSessionsError):
@@ -195,6 +234,20 @@ class IncompletePullError(CallSessionsError):
     def __init__(self, message: str, problems: list[Any] | None = None) -> None:
         self.problems = problems or []
         super().__init__(message)
+
+
+class OutputLockedError(CallSessionsError, OSError):
+    """Another process holds the lock of the output a pull or an export would write.
+    ``path`` is the output, ``pid`` the holder's process id when it could be read."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        holder = f" (pid {pid})" if pid is not None else ""
+        CallSessionsError.__init__(self, f"another pull is writing {path}{holder}")
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _short(value: Any, limit: int = 300) -> str:

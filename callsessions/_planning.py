@@ -23,7 +23,15 @@ from attrs import field, frozen
 from ._errors import InvalidQueryError
 from ._query import SessionQuery
 
-__all__ = ["PullPlan", "PullSettings", "Window", "bucket_count", "layout_windows", "split_window"]
+__all__ = [
+    "PullPlan",
+    "PullSettings",
+    "Window",
+    "bucket_count",
+    "layout_windows",
+    "range_check",
+    "split_window",
+]
 
 ONE_SECOND = timedelta(seconds=1)
 
@@ -104,6 +112,13 @@ class PullSettings:
         """The most records one window can hold and still be read below the ceiling."""
         return self.offset_ceiling
 
+    def overflows(self, count: int) -> bool:
+        """Whether a window reporting ``count`` must be split. A count that reaches the
+        ceiling is read as "at least this many": search indexes commonly cap the total they
+        report at the same number as the deepest offset they serve (Elasticsearch's 10,000),
+        so such a count proves nothing about the records beyond it."""
+        return count >= self.offset_ceiling
+
     @property
     def target(self) -> int:
         """How many records the planner aims to put in one window."""
@@ -178,6 +193,17 @@ def split_window(window: Window, count: int, settings: PullSettings) -> list[Win
         Window(a, b, count=share + (1 if k < rest else 0), estimated=True)
         for k, (a, b) in enumerate(itertools.pairwise(points))
     ]
+
+
+def range_check(total: int, counts: Sequence[int]) -> str:
+    """Do the counts of disjoint parts of a range fit its total? ``"ok"``, or
+    ``"suspect"``: every part counts as much as the whole, or together they count far more.
+    Either the server ignores the range, or the total is capped (a search index that reports
+    at most N hits): one more count, of a part too small to hold the whole, tells which.
+    """
+    if len(counts) > 1 and all(c == total for c in counts):
+        return "suspect"
+    return "suspect" if sum(counts) > total + max(10, total // 2) else "ok"
 
 
 def layout_windows(buckets: Sequence[Window], settings: PullSettings) -> list[Window]:

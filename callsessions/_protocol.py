@@ -38,12 +38,14 @@ __all__ = [
     "HTTPResponse",
     "PageData",
     "build_page_request",
+    "check_body",
     "error_from_response",
     "jwt_expiry",
     "looks_complete",
     "parse_page",
     "parse_retry_after",
     "peek_count",
+    "undecodable",
 ]
 
 DEFAULT_ENDPOINT_PATH = "/api/v1/search/cis/calls"
@@ -114,32 +116,77 @@ def parse_page(response: HTTPResponse, *, method: str = "GET", path: str = "") -
     """Parse a list response, or raise the error it stands for.
 
     Accepts ``{"count": N, "items": [...]}`` and a bare JSON array (then ``count`` is None).
+    A body cut short is a transient ``DecodeError``; any other body that is not a list
+    response (an HTML page, a redirect, a ``count`` that is not an integer) is a
+    non-transient one whose message shows what came back.
     """
+    where: dict[str, Any] = {"method": method, "path": path}
     if response.status >= 400:
         raise error_from_response(response, method=method, path=path)
     if response.status != 200:
-        raise DecodeError(f"unexpected HTTP {response.status} for a list", method=method, path=path)
+        raise DecodeError(f"unexpected HTTP {response.status}{_redirect_note(response)}", **where)
     try:
         with gc_paused():
             data = orjson.loads(response.body)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(
-            f"malformed JSON body ({len(response.body)} bytes): {exc}", method=method, path=path
-        ) from None
+        raise undecodable(response.body, str(exc), **where) from None
     if isinstance(data, list):
         items, count = data, None
     elif isinstance(data, dict) and isinstance(data.get("items"), list):
         items, count = data["items"], data.get("count")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise DecodeError(f"'count' is not an integer: {count!r}", method=method, path=path)
+            raise DecodeError(f"'count' is not an integer: {_short(count)}", **where)
     else:
         shape = type(data).__name__ if not isinstance(data, dict) else f"object with {sorted(data)}"
-        raise DecodeError(
-            f"expected {{'count', 'items'}} or a JSON array, got {shape}", method=method, path=path
-        )
+        raise DecodeError(f"expected {{'count', 'items'}} or a JSON array, got {shape}", **where)
     if items and not all(type(item) is dict for item in items):
-        raise DecodeError("an item of 'items' is not a JSON object", method=method, path=path)
+        raise DecodeError("an item of 'items' is not a JSON object", **where)
     return PageData(items=items, count=count)
+
+
+def undecodable(body: bytes, reason: str, *, method: str = "", path: str = "") -> DecodeError:
+    """The error for a 200 body that is not JSON: transient when it looks cut short (it
+    opens like JSON but ends early), otherwise a description of what it is."""
+    where: dict[str, Any] = {"method": method, "path": path}
+    head = body[:64].lstrip()[:1]
+    if not body or (head in (b"{", b"[") and (not looks_complete(body) or "end" in reason)):
+        detail = f": {reason}" if reason else ""
+        return DecodeError(
+            f"malformed JSON body ({len(body)} bytes), cut short{detail}", transient=True, **where
+        )
+    if head == b"<":
+        title = _text_summary(body)
+        return DecodeError(f"the body is an HTML page, not JSON ({title})", **where)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return DecodeError(f"the body ({len(body)} bytes) is not valid UTF-8", **where)
+    return DecodeError(f"malformed JSON body ({len(body)} bytes): {reason}", **where)
+
+
+def check_body(body: bytes, *, method: str = "", path: str = "") -> None:
+    """Cheap checks of a 200 body kept as bytes to parse later: that it is JSON-shaped and
+    whole. Raises the ``DecodeError`` ``parse_page`` would (without parsing)."""
+    if not looks_complete(body):
+        raise undecodable(body, "", method=method, path=path)
+
+
+def _redirect_note(response: HTTPResponse) -> str:
+    """For a 3xx: where it points (scheme, host and path; never the query, which may hold
+    secrets). Redirects are not followed: the token must not travel to another host."""
+    location = response.headers.get("location")
+    if not 300 <= response.status < 400 or not location:
+        return " for a list"
+    shown = location.split("#", 1)[0].split("?", 1)[0]
+    if "@" in shown:
+        scheme, sep, rest = shown.partition("://")
+        shown = f"{scheme}{sep}{rest.rsplit('@', 1)[1]}"
+    return f" (a redirect to {shown}, not followed; check the base URL)"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _COUNT_AT_HEAD = re.compile(rb'^\s*\{\s*"count"\s*:\s*(\d{1,12})\s*[,}]')

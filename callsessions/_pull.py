@@ -16,26 +16,29 @@ the summary and raised as ``IncompletePullError`` at the end, never passed off a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import attrs
-import orjson
 from attrs import define, field, frozen
 
-from ._errors import DecodeError, IncompletePullError, InvalidQueryError, PaginationError
+from ._checkpoint import Checkpoint
+from ._errors import (
+    DecodeError,
+    IncompletePullError,
+    MissingIdError,
+    PaginationError,
+)
 from ._limiter import AdaptiveLimiter
 from ._models import Page
 from ._planning import PullPlan, PullSettings, Window, page_offsets, split_window
 from ._retry import RetryBudget
 
-__all__ = ["Checkpoint", "PullStream", "PullSummary", "WindowProblem"]
+__all__ = ["PullStream", "PullSummary", "WindowProblem"]
 
 log = logging.getLogger("callsessions")
 
@@ -75,6 +78,8 @@ class PullSummary:
     lowest_concurrency: int = 0
     elapsed: float = 0.0
     problems: list[WindowProblem] = field(factory=list)
+    #: structured records only: values of an unexpected type kept as they came, by field
+    type_mismatches: Counter[str] = field(factory=Counter)
 
     @property
     def complete(self) -> bool:
@@ -83,6 +88,7 @@ class PullSummary:
     def as_dict(self) -> dict[str, Any]:
         out = attrs.asdict(self, recurse=False)
         out["problems"] = [str(p) for p in self.problems]
+        out["type_mismatches"] = dict(self.type_mismatches)
         out["complete"] = self.complete
         return out
 
@@ -111,71 +117,6 @@ class RequestContext:
     summary: PullSummary
     budget: RetryBudget
     limiter: AdaptiveLimiter | None = None
-
-
-class Checkpoint:
-    """Finished windows of a plan, kept in a JSON file written atomically.
-
-    A pull given a checkpoint skips the windows it lists and records each window when the
-    caller has taken all of its records (asked for the next one after them). ``state`` is
-    free-form JSON saved with each mark (a sink's byte offset, say).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], plan: PullPlan) -> None:
-        self.path = Path(path)
-        self.plan = plan
-        self.done: dict[int, int] = {}
-        self.state: dict[str, Any] = {}
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str], plan: PullPlan | None = None) -> Checkpoint:
-        """Load ``path`` if it exists (its plan wins), else start one for ``plan``."""
-        p = Path(path)
-        if p.exists():
-            try:
-                raw = orjson.loads(p.read_bytes())
-                cp = cls(p, PullPlan.from_json(orjson.dumps(raw["plan"])))
-                cp.done = {int(k): int(v) for k, v in raw.get("done", {}).items()}
-                cp.state = dict(raw.get("state", {}))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise InvalidQueryError(
-                    "checkpoint", str(p), f"is damaged ({type(exc).__name__}); remove it"
-                ) from None
-            if plan is not None and cp.plan.query != plan.query:
-                raise InvalidQueryError(
-                    "checkpoint",
-                    str(p),
-                    "was written for a different query; remove it or pull without resuming",
-                )
-            return cp
-        if plan is None:
-            raise InvalidQueryError("checkpoint", str(p), "does not exist")
-        return cls(p, plan)
-
-    @property
-    def remaining(self) -> list[int]:
-        return [i for i in range(len(self.plan.windows)) if i not in self.done]
-
-    def mark_done(self, index: int, count: int) -> None:
-        self.done[index] = count
-        self.save()
-
-    def save(self) -> None:
-        data = {
-            "plan": orjson.loads(self.plan.to_json()),
-            "done": {str(k): v for k, v in sorted(self.done.items())},
-            "state": self.state,
-        }
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
 
 #: fetch(window, offset, limit) -> Page of records (structured or raw)
@@ -431,9 +372,9 @@ class PullEngine(Generic[T]):
                     "count to split it by; use a narrower range",
                     [WindowProblem(window, offset, offset, "no count, over the ceiling")],
                 )
-            previous = [self.ident(r) for r in page.items]
+            previous = _ids(page.items, self.ident, window)
             page = await self.fetch(window, offset, min(P, self.settings.capacity - offset))
-            if page.items and [self.ident(r) for r in page.items] == previous:
+            if page.items and _ids(page.items, self.ident, window) == previous:
                 raise PaginationError(
                     f"the page at offset {offset} repeats the previous page's ids: the "
                     "server ignores the offset (check the wire names)"
@@ -497,7 +438,7 @@ class PullEngine(Generic[T]):
                     state.wasted += 1
                     continue
                 page = await self._parse(await item, state.window)
-                if state.first and page.count is not None and page.count > self.settings.capacity:
+                if state.first and page.count is not None and self.settings.overflows(page.count):
                     # Too full to read below the ceiling: skip its pages, split it at the end.
                     state.overflow, state.wasted = page.count, 1
                     continue
@@ -542,7 +483,7 @@ class PullEngine(Generic[T]):
 
     def _take(self, state: _WindowState, page: Page[T]) -> Page[T]:
         """Record a page's ids in its window; the page with only records not seen before."""
-        ids = _ids(page.items, self.ident)
+        ids = _ids(page.items, self.ident, state.window)
         if state.previous_ids is not None and ids and ids == state.previous_ids:
             raise PaginationError(
                 f"the page at offset {page.offset} holds exactly the ids of the "
@@ -599,7 +540,7 @@ class PullEngine(Generic[T]):
             if task.cancelled() or task.exception() is not None:
                 return
             hint = task.result().count_hint()
-            if hint is not None and planned < hint <= self.settings.capacity:
+            if hint is not None and planned < hint and not self.settings.overflows(hint):
                 self._early_tails[index] = self._tail_tasks(window, hint, planned)
 
         return on_first
@@ -672,60 +613,66 @@ class PullEngine(Generic[T]):
         pages = nested.pages()
         try:
             async for page in pages:
-                state.seen.update(_ids(page.items, self.ident))
+                state.seen.update(_ids(page.items, self.ident, window))
                 yield attrs.evolve(page, final=False)
         finally:
             await pages.aclose()
 
     async def _verify(self, window: Window, seen: set[Any], count: int | None) -> list[T]:
         """Make the window's unique ids reach its count: re-walk, then split into slices
-        that fit one page. Returns the records found on the way (not seen before)."""
+        that fit one page. Returns the records found on the way (not seen before).
+
+        The extra effort is bounded: at most ``2 x`` the window's own pages in requests, so
+        a server whose count lies upward costs a little, then the window is reported."""
         if count is None or len(seen) >= count:
             return []
         extra: list[T] = []
         P = self.settings.page_size
+        budget = 2 * max(1, -(-count // P))
+        spent = 0
         for _ in range(self.max_rewalks):
-            if count is None or len(seen) >= count:
-                return extra
+            if len(seen) >= count or spent + 1 > budget:
+                break
             self.summary.rewalks += 1
             log.info("window %s: %d of %d ids, walking it again", window, len(seen), count)
             first = await self.fetch(window, 0, P)
             count = max(count, first.count or 0)
-            rest = page_offsets(count, P, self.settings.capacity, P)
+            rest = page_offsets(count, P, self.settings.capacity, P)[: budget - spent - 1]
+            spent += 1 + len(rest)
             pages = [first, *await asyncio.gather(*(self.fetch(window, o, n) for o, n in rest))]
             for page in pages:
                 self.summary.pages += 1
-                extra.extend(self._take_new(page.items, seen))
+                extra.extend(self._take_new(page.items, seen, window))
+        # Slices small enough for one page each: one request returns all their records, so
+        # neither shuffled ties nor shifting offsets can hide one.
+        one_page = attrs.evolve(self.settings, offset_ceiling=P, fill=1.0)
+        slices: list[tuple[Window, int]] = [(window, count)]
+        for _ in range(self.max_rewalks + 4):
+            if not slices or len(seen) >= count:
+                break
+            parts = [p for w, c in slices for p in split_window(w, max(c, P + 1), one_page)]
+            if spent + len(parts) > budget:
+                break
+            spent += len(parts)
+            self.summary.rewalks += 1
+            pages = await asyncio.gather(*(self.fetch(p, 0, P) for p in parts))
+            slices = []
+            for part, page in zip(parts, pages, strict=True):
+                self.summary.pages += 1
+                extra.extend(self._take_new(page.items, seen, part))
+                overflow = page.count is not None and page.count > len(page.items)
+                if overflow and part.length > self.settings.resolution:
+                    slices.append((part, page.count or 0))
         if len(seen) < count:
-            # Slices small enough for one page each: one request returns all their records,
-            # so neither shuffled ties nor shifting offsets can hide one.
-            one_page = attrs.evolve(self.settings, offset_ceiling=P, fill=1.0)
-            slices: list[tuple[Window, int]] = [(window, count)]
-            for _ in range(self.max_rewalks + 4):
-                if not slices or len(seen) >= count:
-                    break
-                self.summary.rewalks += 1
-                parts = [p for w, c in slices for p in split_window(w, max(c, P + 1), one_page)]
-                pages = await asyncio.gather(*(self.fetch(p, 0, P) for p in parts))
-                slices = []
-                for part, page in zip(parts, pages, strict=True):
-                    self.summary.pages += 1
-                    extra.extend(self._take_new(page.items, seen))
-                    overflow = page.count is not None and page.count > len(page.items)
-                    if overflow and part.length > self.settings.resolution:
-                        slices.append((part, page.count or 0))
-        if len(seen) < count:
-            problem = WindowProblem(
-                window, count, len(seen), "unique ids fell short after re-walks"
-            )
+            reason = "unique ids fell short after re-walks"
+            problem = WindowProblem(window, count, len(seen), f"{reason} ({spent} requests)")
             log.warning("incomplete window %s", problem)
             self.summary.problems.append(problem)
         return extra
 
-    def _take_new(self, items: list[T], seen: set[Any]) -> list[T]:
+    def _take_new(self, items: list[T], seen: set[Any], window: Window) -> list[T]:
         out = []
-        for r in items:
-            key = self.ident(r)
+        for r, key in zip(items, _ids(items, self.ident, window), strict=True):
             if key not in seen:
                 seen.add(key)
                 out.append(r)
@@ -748,8 +695,18 @@ class PullEngine(Generic[T]):
         return out
 
 
-def _ids(items: list[T], ident: Callable[[T], Any]) -> list[Any]:
-    return [ident(r) for r in items]
+def _ids(items: list[T], ident: Callable[[T], Any], window: Window) -> list[Any]:
+    """The ids of a page's records; a record without one stops the pull (``MissingIdError``):
+    it could be neither de-duplicated nor counted, so the window could not be verified."""
+    ids = [ident(r) for r in items]
+    if None in ids:
+        raise MissingIdError(
+            f"{ids.count(None)} of {len(ids)} records of a page of window {window} have no "
+            "'id' (absent or null), so the window cannot be verified; the server must send "
+            "'id' for every record",
+            window=str(window),
+        )
+    return ids
 
 
 def _discard(fut: Any) -> None:

@@ -16,7 +16,6 @@ from attrs import define, field, frozen
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     stop_any,
@@ -30,6 +29,7 @@ from ._errors import (
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
+    ThrottledOutError,
 )
 
 __all__ = ["RetryBudget", "RetryPolicy", "is_retryable"]
@@ -44,6 +44,19 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ServerError):
         return exc.status in RETRYABLE_STATUSES
     return isinstance(exc, ConnectionFailedError | RequestTimeoutError | DecodeError)
+
+
+def _should_retry(state: RetryCallState) -> bool:
+    """Transient failures are retried; a well-formed wrong answer (a non-transient
+    ``DecodeError``: an HTML page, a redirect) once at most, since no retry can heal it."""
+    if state.outcome is None or not state.outcome.failed:
+        return False
+    exc = state.outcome.exception()
+    if isinstance(exc, ThrottledOutError):
+        return False
+    if isinstance(exc, DecodeError) and not exc.transient:
+        return state.attempt_number < 2
+    return exc is not None and is_retryable(exc)
 
 
 def _non_negative(name: str) -> Callable[[object, object, float], None]:
@@ -129,7 +142,7 @@ class RetryPolicy:
                 _BudgetStop(budget),
             ),
             wait=wait,
-            retry=retry_if_exception(is_retryable),
+            retry=_should_retry,
             before_sleep=before_sleep,
             reraise=True,
         )

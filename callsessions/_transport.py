@@ -18,10 +18,13 @@ import aiohttp
 from attrs import frozen
 
 from . import __about__
-from ._errors import ConnectionFailedError, RequestTimeoutError, TransportError
+from ._errors import ConnectionFailedError, DecodeError, RequestTimeoutError, TransportError
 from ._protocol import HTTPRequest, HTTPResponse
 
-__all__ = ["AiohttpTransport", "StreamedResponse", "Transport"]
+__all__ = ["DEFAULT_MAX_BODY", "AiohttpTransport", "StreamedResponse", "Transport"]
+
+#: the largest body read whole by default (a page of 1000 full records is about 1.3 MB)
+DEFAULT_MAX_BODY = 256 << 20
 
 
 @frozen
@@ -65,7 +68,8 @@ class AiohttpTransport:
     With ``session`` given, that session is used and never closed here; otherwise one is
     created on first use with a connection pool of ``max_connections`` and closed by
     ``aclose``. ``timeout`` bounds one whole request (seconds), ``connect_timeout`` the
-    connection set-up.
+    connection set-up, ``max_body_bytes`` the size of a body read whole (a larger one is a
+    ``DecodeError``, never an unbounded read).
     """
 
     def __init__(
@@ -75,8 +79,10 @@ class AiohttpTransport:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_connections: int = 32,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self._session = session
+        self._max_body = max_body_bytes
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._max_connections = max_connections
@@ -106,11 +112,30 @@ class AiohttpTransport:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                body = await self._read(resp, request)
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return HTTPResponse(status=resp.status, headers=headers, body=body)
         except Exception as exc:
             raise _map_error(exc, request) from None
+
+    async def _read(self, resp: aiohttp.ClientResponse, request: HTTPRequest) -> bytes:
+        """The whole body, at most ``max_body_bytes`` of it."""
+        cap = self._max_body
+        if resp.content_length is not None and resp.content_length <= cap:
+            return await resp.read()
+        if resp.content_length is None:
+            data = bytearray()
+            async for chunk in resp.content.iter_any():
+                data += chunk
+                if len(data) > cap:
+                    break
+            else:
+                return bytes(data)
+        raise DecodeError(
+            f"the body is larger than max_body_bytes ({cap} bytes)",
+            method=request.method,
+            path=request.path,
+        )
 
     @asynccontextmanager
     async def stream(

@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -28,19 +30,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import attrs
 import orjson
 from attrs import frozen
 
 from .__about__ import __version__
 from ._auth import Auth, PasswordAuth, Secret, TokenAuth
-from ._client import CallSessionsClient, ClientConfig, ExportResult
-from ._errors import CallSessionsError, IncompletePullError, InvalidQueryError
+from ._bulk import CheckpointError, PullOutcome, checkpoint_path
+from ._client import MAX_CONCURRENCY, CallSessionsClient, ClientConfig, ExportResult
+from ._errors import (
+    CallSessionsError,
+    DecodeError,
+    InvalidQueryError,
+    OutputLockedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from ._files import atomic_write
 from ._progress import Progress, wants_progress
-from ._pull import Checkpoint, PullSummary
+from ._pull import PullSummary
 from ._query import ALL_FIELDS, DATE_FIELDS, SORT_KEYS, CallStatus, ExportFormat, SessionQuery
 from ._retry import RetryPolicy
-from ._sinks import FORMATS, Sink, format_for, open_sink, read_ids
+from .sinks import FORMATS, OutputMismatchError, format_for, open_sink, read_ids
 
 __all__ = ["main"]
 
@@ -109,8 +120,18 @@ def _number(
 
 
 _positive_int = _number(int, "an integer", lambda v: v >= 1, "must be at least 1")
-_positive_float = _number(float, "a number", lambda v: v > 0, "must be positive")
-_non_negative_float = _number(float, "a number", lambda v: v >= 0, "must not be negative")
+_positive_float = _number(
+    float, "a number", lambda v: 0 < v < math.inf, "must be a positive, finite number"
+)
+_non_negative_float = _number(
+    float, "a number", lambda v: 0 <= v < math.inf, "must be a finite number, not negative"
+)
+_concurrency = _number(
+    int,
+    "an integer",
+    lambda v: 1 <= v <= MAX_CONCURRENCY,
+    f"must be from 1 to {MAX_CONCURRENCY} (memory grows with it)",
+)
 
 
 _CREDENTIALS_HELP = f"""\
@@ -313,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_concurrency,
         metavar="N",
         help="requests in flight at most; lowered automatically on 429 (default: 8)",
     )
@@ -384,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_concurrency,
         default=8,
         metavar="N",
         help="requests in flight at most (default: %(default)s)",
@@ -440,6 +461,9 @@ def describe_invalid(exc: InvalidQueryError) -> str:
 
 
 def _query(ns: argparse.Namespace, **extra: Any) -> SessionQuery:
+    for option, value in (("--status", ns.status), ("--fields", ns.fields), ("--sort", ns.sort)):
+        if value is not None and not value.strip(" ,"):
+            raise CommandError(f"{option} is empty: leave it out to mean all")
     return SessionQuery(
         start=ns.start,
         end=ns.end,
@@ -518,16 +542,15 @@ def _check_base_url(base_url: str) -> None:
     CallSessionsClient(base_url, token="x")
 
 
-def checkpoint_path(out: Path) -> Path:
-    """Where a pull into ``out`` keeps its progress: ``<out>.checkpoint``."""
-    return out.with_name(out.name + ".checkpoint")
-
-
 def _check_output(out: Path) -> None:
+    """The output's folder exists and can be written, before any request."""
     if out.is_dir():
         raise CommandError(f"--out {out}: is a directory")
-    if not out.parent.is_dir():
-        raise CommandError(f"--out {out}: the folder {out.parent} does not exist")
+    folder = out.parent
+    if not folder.is_dir():
+        raise CommandError(f"--out {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: the folder {folder} is not writable")
 
 
 @frozen
@@ -542,13 +565,13 @@ class PullJob:
     resume: bool = False
     progress: bool = False
     dedupe: Literal["window", "pull"] = "window"
+    max_items: int | None = None
 
 
 def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> PullJob:
     """Validate the options of ``pull`` into a job; raises before any network activity."""
     out: Path = ns.out
-    kind = format_for(out)
-    if kind is None:
+    if format_for(out) is None:
         known = ", ".join(sorted(FORMATS))
         raise CommandError(f"--out {out}: cannot tell the format from its extension; use {known}")
     _check_output(out)
@@ -561,20 +584,7 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
     config = _config(ns)
     _check_base_url(ns.base_url)
     credentials = Credentials.from_environment(ns.auth_url, environ)
-    sink = open_sink(out, query.fields)
-    cp = checkpoint_path(out)
-    leftover = sink.partial_path if sink.partial_path != out else None
-    if cp.exists() and not ns.resume:
-        others = f" and {leftover}" if leftover is not None and leftover.exists() else ""
-        raise CommandError(
-            f"{cp} is left from an interrupted pull: add --resume to continue it, or delete "
-            f"it{others} to start over"
-        )
-    if leftover is not None and leftover.exists() and not cp.exists():
-        raise CommandError(
-            f"{leftover} is left from an interrupted pull but has no checkpoint, so it cannot "
-            "be resumed: delete it"
-        )
+    open_sink(out, query.fields)  # the format's own checks (an extra not installed...)
     return PullJob(
         base_url=ns.base_url,
         query=query,
@@ -584,147 +594,56 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
         resume=ns.resume,
         progress=wants_progress(ns.quiet),
         dedupe=getattr(ns, "dedupe", "window"),
+        max_items=getattr(ns, "max_items", None),
     )
 
 
 # -- running a pull -------------------------------------------------------------------------
 
 
-@frozen
-class PullOutcome:
-    """What a finished pull did: its summary (planning included), the output, and how many
-    records an earlier, interrupted run had written already."""
+class _PullProgress:
+    """The progress bar fed by ``pull_to``; keeps the last summary for a failure's report."""
 
-    summary: PullSummary
-    path: Path
-    resumed_records: int = 0
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.summary: PullSummary | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.summary.as_dict(),
-            "output": str(self.path),
-            "resumed_records": self.resumed_records,
-        }
+    def start(self, total: int, done: int) -> None:
+        self.bar = Progress(self.enabled, total=total, initial=done)
 
-    def line(self) -> str:
-        text = self.summary.line()
-        if self.resumed_records:
-            text += f" (resumed after {self.resumed_records} records)"
-        return f"{text} -> {self.path}"
+    def advance(self, records: int, summary: PullSummary) -> None:
+        self.summary = summary
+        if self.bar is not None:
+            self.bar.update(records, retries=summary.retries)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _json_value(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
-
-
-async def run_pull(job: PullJob, *, client: CallSessionsClient | None = None) -> PullOutcome:
-    """Pull ``job.query`` into ``job.out``, resumable, and return what happened.
-
-    With ``client`` given, that client is used (and not closed).
-    """
-    started = time.monotonic()
+async def run_pull(
+    job: PullJob, *, client: CallSessionsClient | None = None, progress: _PullProgress | None = None
+) -> PullOutcome:
+    """Pull ``job.query`` into ``job.out``, resumable, and return what happened: one call of
+    ``client.pull_to``. With ``client`` given, that client is used (and not closed)."""
+    shown = progress if progress is not None else _PullProgress(job.progress)
     own = client is None
     if client is None:
         client = CallSessionsClient(job.base_url, auth=job.credentials.auth(), config=job.config)
     try:
-        return await _pull(client, job, started)
+        return await client.pull_to(
+            job.query,
+            job.out,
+            resume=job.resume,
+            dedupe=job.dedupe,
+            max_items=job.max_items,
+            progress=shown,
+        )
     finally:
+        shown.close()
         if own:
             await client.aclose()
-
-
-async def _pull(client: CallSessionsClient, job: PullJob, started: float) -> PullOutcome:
-    kind = format_for(job.out)
-    sink: Sink = open_sink(job.out, job.query.fields)
-    cp_path = checkpoint_path(job.out)
-    described = _json_value(job.query.describe())
-    resumed = 0
-    if job.resume and cp_path.exists():
-        cp = _resume_checkpoint(cp_path, described, kind)
-        resumed = sum(cp.done.values())
-        log.info("resuming: %d of %d windows done", len(cp.done), len(cp.plan.windows))
-        try:
-            sink.open(resume_from=int(cp.state.get("position", 0)))
-        except (OSError, ValueError) as exc:
-            raise CommandError(
-                f"cannot resume: {exc}; delete {cp_path} to start over", EXIT_FAILURE
-            ) from None
-    else:
-        if job.resume:
-            log.info("nothing to resume at %s: starting a new pull", cp_path)
-        plan = await client.plan(job.query)
-        cp = Checkpoint(cp_path, plan)
-        cp.state = {"format": kind, "query": described, "position": 0}
-        cp.save()
-        sink.open()
-    plan = cp.plan
-    progress = Progress(job.progress, total=plan.estimated_total, initial=resumed)
-    stream = client.pages(plan, raw=True, checkpoint=cp, dedupe=job.dedupe)
-    try:
-        async with stream:
-            async for page in stream:
-                sink.write(page.items)
-                progress.update(len(page.items), retries=stream.summary.retries)
-                if page.final:
-                    # Durable up to here; the library saves this state with the window's
-                    # mark when the next page is asked for.
-                    cp.state["position"] = sink.sync()
-                    if stream.summary.problems and "incomplete" not in cp.state:
-                        # A window fell short: it stays unmarked, but its records are in
-                        # the file, so this checkpoint must never be resumed (it would
-                        # write them twice). Saved now, in case the process dies.
-                        cp.state["incomplete"] = [str(p) for p in stream.summary.problems]
-                        cp.save()
-        sink.finalize()
-    except IncompletePullError as exc:
-        cp.state["incomplete"] = [str(p) for p in exc.problems]
-        cp.save()
-        raise CommandError(
-            f"incomplete: {exc}; the records gathered are in {sink.partial_path}",
-            EXIT_FAILURE,
-        ) from None
-    finally:
-        progress.close()
-        sink.close()
-    cp.remove()
-    return PullOutcome(_overall(stream.summary, client.stats, started), job.out, resumed)
-
-
-def _resume_checkpoint(path: Path, described: Any, kind: str | None) -> Checkpoint:
-    try:
-        cp = Checkpoint.open(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CommandError(
-            f"cannot read the checkpoint {path} ({exc}); delete it to start over"
-        ) from None
-    if cp.state.get("incomplete"):
-        raise CommandError(
-            f"the pull recorded in {path} ended incomplete "
-            f"({'; '.join(cp.state['incomplete'][:3])}); delete it and its partial output "
-            "and pull again",
-            EXIT_FAILURE,
-        )
-    if cp.state.get("query") != described:
-        raise CommandError(
-            f"{path} was written for a different query; give the same options as the "
-            "interrupted pull, or delete it to start over"
-        )
-    if cp.state.get("format") != kind:
-        raise CommandError(f"{path} was written for a {cp.state.get('format')} output")
-    return cp
-
-
-def _overall(pull: PullSummary, planning: PullSummary, started: float) -> PullSummary:
-    """The pull's summary with the planning requests added and the whole elapsed time."""
-    return attrs.evolve(
-        pull,
-        requests=pull.requests + planning.requests,
-        planning_requests=pull.planning_requests + planning.planning_requests,
-        retries=pull.retries + planning.retries,
-        throttled=pull.throttled + planning.throttled,
-        throttled_seconds=pull.throttled_seconds + planning.throttled_seconds,
-        elapsed=time.monotonic() - started,
-    )
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -740,36 +659,95 @@ def _one_line(text: object, limit: int = 1000) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+class _Signalled(Exception):
+    """SIGTERM or SIGHUP arrived: the run was cancelled like a Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+async def _with_signals(work: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run ``work``; SIGTERM and SIGHUP (what systemd, Kubernetes and docker send) cancel it
+    as Ctrl-C does, so that it stops cleanly and keeps its checkpoint."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            task.cancel()
+
+    installed = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        return await work()
+    except asyncio.CancelledError:
+        if received:
+            raise _Signalled(received[0]) from None
+        raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+#: errors after which running the same command with --resume can succeed
+_RESUMABLE = (TransportError, ServerError, RateLimitedError)
+
+
+def resumable(exc: BaseException) -> bool:
+    """Whether a resume could get past ``exc``: a transient failure that outlasted the
+    retries, not a refusal, a misconfiguration or a broken answer that would come again."""
+    if isinstance(exc, DecodeError):
+        return exc.transient
+    return isinstance(exc, _RESUMABLE) or getattr(exc, "stalled", False)
+
+
 def _run(
     ns: argparse.Namespace,
     work: Callable[[], Coroutine[Any, Any, int]],
     interrupted: Callable[[], str],
-    hint: Callable[[], str] = lambda: "",
+    hint: Callable[[BaseException], str] = lambda exc: "",
+    failed: Callable[[str], None] = lambda reason: None,
 ) -> int:
     """Run ``work`` in an event loop and turn what it raises into a message and a code;
-    ``hint()`` is added to the line of a failure."""
+    ``hint(exc)`` is added to the line of a failure, ``failed(reason)`` hears of it."""
+
+    def fail(code: int, line: str) -> int:
+        failed(line)
+        _say(f"{PROG}: {line}")
+        return code
+
     try:
-        return asyncio.run(work())
+        return asyncio.run(_with_signals(work))
     except KeyboardInterrupt:
-        _say(f"{PROG}: {interrupted()}")
-        return EXIT_INTERRUPTED
+        return fail(EXIT_INTERRUPTED, interrupted())
+    except _Signalled as exc:
+        name = signal.Signals(exc.signum).name
+        return fail(128 + exc.signum, f"{interrupted()} ({name})")
     except CommandError as exc:
-        _say(f"{PROG}: error: {_one_line(exc.message)}")
-        return exc.code
+        return fail(exc.code, f"error: {_one_line(exc.message)}")
     except InvalidQueryError as exc:
-        _say(f"{PROG}: error: {_one_line(describe_invalid(exc))}")
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, f"error: {_one_line(describe_invalid(exc))}")
+    except (CheckpointError, OutputLockedError, OutputMismatchError) as exc:
+        return fail(EXIT_USAGE, f"error: {_one_line(exc)}")
     except (CallSessionsError, OSError) as exc:
         if ns.verbose:
             traceback.print_exc()
-        _say(f"{PROG}: failed: {_one_line(exc)}{hint()}")
-        return EXIT_FAILURE
+        return fail(EXIT_FAILURE, f"failed: {_one_line(exc)}{hint(exc)}")
     except Exception as exc:
         if ns.verbose:
             traceback.print_exc()
         more = "" if ns.verbose else " (run with --verbose for details)"
-        _say(f"{PROG}: failed: {type(exc).__name__}: {_one_line(exc)}{hint()}{more}")
-        return EXIT_FAILURE
+        line = f"failed: {type(exc).__name__}: {_one_line(exc)}{hint(exc)}{more}"
+        return fail(EXIT_FAILURE, line)
 
 
 def _prepared(ns: argparse.Namespace, prepare: Callable[[], Any]) -> Any:
@@ -784,10 +762,8 @@ def _prepared(ns: argparse.Namespace, prepare: Callable[[], Any]) -> Any:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically (a temporary file beside it, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path)
+        atomic_write(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:
         raise CommandError(f"cannot write the summary to {path}: {exc}", EXIT_FAILURE) from None
 
@@ -795,13 +771,17 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _cmd_pull(ns: argparse.Namespace) -> int:
     job: PullJob = _prepared(ns, lambda: prepare_pull(ns, os.environ))
     cp = checkpoint_path(job.out)
+    summary_json: Path | None = ns.summary_json
+    if summary_json is not None:
+        summary_json.unlink(missing_ok=True)  # a stale one must not pass for this run's
+    progress = _PullProgress(job.progress)
 
     async def work() -> int:
-        outcome = await run_pull(job)
+        outcome = await run_pull(job, progress=progress)
         if not ns.quiet:
             _say(outcome.line())
-        if ns.summary_json is not None:
-            _write_json(ns.summary_json, outcome.as_dict())
+        if summary_json is not None:
+            _write_json(summary_json, outcome.as_dict())
         return EXIT_OK
 
     def interrupted() -> str:
@@ -812,12 +792,20 @@ def _cmd_pull(ns: argparse.Namespace) -> int:
             )
         return "interrupted before any record was written"
 
-    def hint() -> str:
-        if cp.exists():
+    def hint(exc: BaseException) -> str:
+        if cp.exists() and resumable(exc):
             return "; what was written is kept: run the same command with --resume to continue"
         return ""
 
-    return _run(ns, work, interrupted, hint)
+    def failed(reason: str) -> None:
+        if summary_json is None:
+            return
+        summary = progress.summary or PullSummary()
+        data = {**summary.as_dict(), "complete": False, "error": reason, "output": str(job.out)}
+        with contextlib.suppress(CommandError):
+            _write_json(summary_json, data)
+
+    return _run(ns, work, interrupted, hint, failed)
 
 
 def _cmd_export(ns: argparse.Namespace) -> int:

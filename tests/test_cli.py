@@ -310,7 +310,7 @@ BAD_INPUT: list[tuple[dict[str, object], str]] = [
     ({"phone": "call me"}, "--phone"),
     ({"company_id": "acme"}, "--company-id"),
     ({"keyword": "   "}, "--keyword"),
-    ({"out": "calls.parquet"}, "extension"),
+    ({"out": "calls.xlsx"}, "extension"),
     ({"out": "no/such/folder/calls.jsonl"}, "does not exist"),
     ({"out": "folder.jsonl"}, "is a directory"),
     ({"out": None}, "--out"),

@@ -1,24 +1,44 @@
-"""The sinks of the command line: JSONL, CSV and SQLite, written, synced, resumed, finalized."""
+"""The text sinks (JSONL, CSV, gzip, stdout), SQLite basics, choosing a sink, safe files."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
+import zlib
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
-from callsessions._query import ALL_FIELDS
-from callsessions._sinks import (
+from callsessions import ALL_FIELDS, Window
+from callsessions.sinks import (
+    FIELD_KINDS,
     CsvSink,
+    DatasetSink,
     JsonlSink,
+    OutputClosedError,
+    ParquetSink,
     SqliteSink,
+    StdoutSink,
+    atomic_file,
+    atomic_write,
     columns_for,
+    decimal_text,
     format_for,
     open_sink,
+    parse_window_key,
     read_ids,
+    window_key,
 )
 
 
@@ -79,7 +99,7 @@ def test_jsonl_writes_to_partial_and_renames_when_final(tmp_path: Path) -> None:
     sink.write([record(1), record(2)])
     assert not out.exists()
     assert sink.partial_path == tmp_path / "calls.jsonl.partial"
-    assert sink.sync() == sink.partial_path.stat().st_size
+    assert sink.commit("w") == sink.partial_path.stat().st_size
     assert sink.finalize() == out
     assert not sink.partial_path.exists()
     lines = out.read_bytes().splitlines()
@@ -87,14 +107,14 @@ def test_jsonl_writes_to_partial_and_renames_when_final(tmp_path: Path) -> None:
     assert sink.written == 2
 
 
-def test_jsonl_resume_cuts_back_to_the_synced_position(tmp_path: Path) -> None:
+def test_jsonl_resume_cuts_back_to_the_committed_position(tmp_path: Path) -> None:
     out = tmp_path / "calls.jsonl"
     sink = JsonlSink(out)
     sink.open()
     sink.write([record(1)])
-    position = sink.sync()
-    sink.write([record(2)])  # never synced: the crash loses it
-    sink.sync()
+    position = sink.commit("w")
+    sink.write([record(2)])  # after the position the checkpoint kept: dropped
+    sink.commit("w")
     sink.close()
     again = JsonlSink(out)
     again.open(resume_from=position)
@@ -123,7 +143,7 @@ def test_write_before_open_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         JsonlSink(tmp_path / "x.jsonl").write([record(1)])
     with pytest.raises(RuntimeError, match="not open"):
-        SqliteSink(tmp_path / "x.sqlite", None).sync()
+        SqliteSink(tmp_path / "x.sqlite", None).commit("w")
 
 
 # -- CSV ----------------------------------------------------------------------------------
@@ -168,7 +188,7 @@ def test_csv_resume_keeps_one_header(tmp_path: Path) -> None:
     sink = CsvSink(out, ("phone",))
     sink.open()
     sink.write([record(1)])
-    position = sink.sync()
+    position = sink.commit("w")
     sink.write([record(2)])
     sink.close()
     again = CsvSink(out, ("phone",))
@@ -248,12 +268,12 @@ def test_sqlite_only_id_does_nothing_on_conflict(tmp_path: Path) -> None:
     assert sorted(read_ids(out)) == ["a", "b"]
 
 
-def test_sqlite_close_without_sync_rolls_back(tmp_path: Path) -> None:
+def test_sqlite_close_without_commit_rolls_back(tmp_path: Path) -> None:
     out = tmp_path / "calls.sqlite"
     sink = SqliteSink(out, ("phone",))
     sink.open()
     sink.write([record(1)])
-    sink.sync()
+    sink.commit("w")
     sink.write([record(2)])
     sink.close()
     sink.close()  # idempotent
@@ -263,3 +283,244 @@ def test_sqlite_close_without_sync_rolls_back(tmp_path: Path) -> None:
 def test_read_ids_refuses_unknown_formats(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format"):
         read_ids(tmp_path / "x.txt")
+
+
+# -- gzip ---------------------------------------------------------------------------------
+
+
+def gzip_members(data: bytes) -> int:
+    """How many gzip members ``data`` holds (each must be complete)."""
+    count = 0
+    while data:
+        inflater = zlib.decompressobj(31)
+        inflater.decompress(data)
+        assert inflater.eof, "a member is cut short"
+        data = inflater.unused_data
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize("name", ["calls.jsonl.gz", "calls.csv.gz"])
+def test_gzip_resume_continues_with_a_new_member(tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    sink = open_sink(out, FIELDS)
+    sink.open()
+    sink.write([record(1)])
+    sink.commit("w0")
+    sink.write([record(2)])
+    position = sink.commit("w1")
+    sink.write([record(n) for n in range(3, 200)])  # the third window: compressed bytes on disk
+    sink.close()  # ... and the process dies
+    assert sink.partial_path.stat().st_size > position
+    again = open_sink(out, FIELDS)
+    again.open(resume_from=position)
+    again.write([record(3)])
+    again.commit("w2")
+    again.finalize()
+    assert gzip_members(out.read_bytes()) == 3
+    assert read_ids(out) == ["id-0001", "id-0002", "id-0003"]
+    if name.endswith(".csv.gz"):
+        text = gzip.decompress(out.read_bytes()).decode()
+        assert text.count("id,phone") == 1  # one header
+
+
+def test_duckdb_reads_the_gzip_outputs_whole(tmp_path: Path) -> None:
+    for name in ("calls.jsonl.gz", "calls.csv.gz"):
+        sink = open_sink(tmp_path / name, FIELDS)
+        sink.open()
+        for n in range(1, 4):  # three members
+            sink.write([record(n)])
+            sink.commit(f"w{n}")
+        sink.finalize()
+    db = duckdb.connect()
+    jsonl = db.sql(f"SELECT id FROM read_json_auto('{tmp_path}/calls.jsonl.gz')").fetchall()
+    csv_ids = db.sql(f"SELECT id FROM read_csv('{tmp_path}/calls.csv.gz')").fetchall()
+    assert jsonl == csv_ids == [("id-0001",), ("id-0002",), ("id-0003",)]
+
+
+# -- CSV prices -----------------------------------------------------------------------------
+
+
+def test_csv_price_is_its_exact_decimal_text(tmp_path: Path) -> None:
+    out = tmp_path / "calls.csv"
+    prices: list[Any] = ["3.00", 86832.55, 0.1, 1e-07, 12, "abc", None]
+    sink = CsvSink(out, ("price",))
+    sink.open()
+    sink.write([{"id": str(n), "price": p} for n, p in enumerate(prices)])
+    sink.finalize()
+    cells = [row[1] for row in read_csv(out)[1:]]
+    assert cells == ["3.00", "86832.55", "0.1", "0.0000001", "12", "abc", ""]  # "abc" as sent
+    assert sum(Decimal(c) for c in cells[:5]) == Decimal("86847.6500001")
+    numbers = tmp_path / "numbers.csv"
+    sink = CsvSink(numbers, ("price",))
+    sink.open()
+    sink.write([{"id": str(n), "price": p} for n, p in enumerate(prices[:5])])
+    sink.finalize()
+    typed = duckdb.connect().sql(
+        f"SELECT sum(price) FROM read_csv('{numbers}', types={{'price': 'DECIMAL(18,7)'}})"
+    )
+    assert typed.fetchall() == [(Decimal("86847.6500001"),)]
+
+
+def test_decimal_text() -> None:
+    assert [decimal_text(v) for v in ("1.50", "1e3", 2.5, 7, True, "x", float("nan"))] == [
+        "1.50",
+        "1000",
+        "2.5",
+        "7",
+        None,
+        None,
+        None,
+    ]
+
+
+# -- standard output ------------------------------------------------------------------------
+
+
+def test_stdout_writes_json_lines_and_cannot_resume() -> None:
+    stream = io.BytesIO()
+    sink = StdoutSink(stream)
+    sink.open()
+    sink.write([record(1), record(2)])
+    sink.commit("w0")  # flushes; there is no position
+    assert sink.finalize() == Path("-")
+    assert [json.loads(line)["id"] for line in stream.getvalue().splitlines()] == [
+        "id-0001",
+        "id-0002",
+    ]
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        StdoutSink(stream).open(resume_from=10)
+
+
+class _ClosedPipe(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_broken_pipe_is_a_distinct_error() -> None:
+    sink = StdoutSink(_ClosedPipe())  # type: ignore[arg-type]
+    sink.open()
+    with pytest.raises(OutputClosedError) as caught:
+        sink.write([record(1)])
+    assert not isinstance(caught.value, OSError)
+    sink.close()  # quiet, idempotent
+    sink.close()
+
+
+_PIPE_CHILD = """
+import sys
+from callsessions.sinks import OutputClosedError, open_sink
+sink = open_sink("-", None)
+sink.open()
+try:
+    for n in range(100_000):
+        sink.write([{"id": str(n), "text": "x" * 100}])
+        sink.commit("w")
+except OutputClosedError as exc:
+    print("closed:", exc, file=sys.stderr)
+    raise SystemExit(0)
+"""
+
+
+def test_a_reader_that_goes_away_ends_the_writer_quietly() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PIPE_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert json.loads(child.stdout.readline()) == {"id": "0", "text": "x" * 100}
+    child.stdout.close()  # as `head -n 1` does
+    assert child.wait(timeout=60) == 0
+    assert child.stderr.read().decode() == (
+        "closed: standard output was closed by its reader\n"
+    )  # and no "Exception ignored ... BrokenPipeError" at exit
+    child.stderr.close()
+
+
+# -- choosing the sink ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("a.jsonl.gz", "jsonl.gz"),
+        ("a.NDJSON.GZ", "jsonl.gz"),
+        ("a.csv.gz", "csv.gz"),
+        ("a.parquet", "parquet"),
+        ("-", "stdout"),
+        ("calls/", "dataset"),
+        ("a.gz", None),
+        (".jsonl", None),
+    ],
+)
+def test_format_of_new_outputs(name: str, kind: str | None) -> None:
+    assert format_for(name) == kind
+
+
+def test_open_sink_picks_the_class(tmp_path: Path) -> None:
+    assert isinstance(open_sink(tmp_path / "a.jsonl.gz", None), JsonlSink)
+    assert isinstance(open_sink(tmp_path / "a.csv.gz", None), CsvSink)
+    assert isinstance(open_sink("-", None), StdoutSink)
+    assert isinstance(open_sink(tmp_path / "a.parquet", None), ParquetSink)
+    assert isinstance(open_sink(tmp_path, None), DatasetSink)  # an existing directory
+    assert isinstance(open_sink(tmp_path / "a.txt", None, format="jsonl"), JsonlSink)
+    with pytest.raises(ValueError, match="parquet or jsonl parts"):
+        open_sink(f"{tmp_path}/new/", None, format="csv")
+    with pytest.raises(ValueError, match="unknown output format"):
+        open_sink(tmp_path / "a.txt", None, format="xml")
+    assert list(tmp_path.iterdir()) == []  # nothing was written by choosing
+
+
+def test_field_kinds_cover_every_field_in_order() -> None:
+    assert tuple(FIELD_KINDS) == ALL_FIELDS
+    assert columns_for(("phone", "phone", "id")) == ["id", "phone"]
+
+
+# -- window keys and atomic files -----------------------------------------------------------
+
+
+def test_window_key_is_utc_and_filesystem_safe() -> None:
+    msk = timezone(timedelta(hours=3))
+    window = Window(datetime(2026, 1, 1, 3, tzinfo=msk), datetime(2026, 1, 1, 9, tzinfo=msk))
+    assert window_key(window) == "20260101T000000Z_20260101T060000Z"
+    same = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 6, tzinfo=UTC))
+    assert window_key(same) == window_key(window)
+    odd = Window(
+        datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    key = window_key(odd)
+    assert key == "20260101T000000.250000Z_20260102T000000Z"
+    assert parse_window_key(key) == (odd.start, odd.end)
+    assert parse_window_key("tail") is None
+
+
+def test_atomic_write_replaces_with_the_umask_mode(tmp_path: Path) -> None:
+    out = tmp_path / "state.json"
+    out.write_bytes(b"old")
+    previous = os.umask(0o022)
+    try:
+        atomic_write(out, b"new")
+    finally:
+        os.umask(previous)
+    assert out.read_bytes() == b"new"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_atomic_file_keeps_the_old_file_on_an_error(tmp_path: Path) -> None:
+    out = tmp_path / "state.json"
+    out.write_bytes(b"old")
+
+    def fail_halfway() -> None:
+        with atomic_file(out) as fh:
+            fh.write(b"half")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_halfway()
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]

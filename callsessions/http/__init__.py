@@ -1,0 +1,1 @@
+"""One request: transport, auth, retry policy, rate limiting, the request pipeline."""

@@ -1,0 +1,339 @@
+"""The arithmetic of adaptive pacing: pure classes with no clock of their own.
+
+Time is always an argument (seconds on any monotonic clock), as in botocore's
+``retries/throttling.py`` and ``adaptive.py``, so every class here is tested with plain
+numbers, and a limiter shared through Redis can reuse the same arithmetic. (The token bucket,
+pure too, is :class:`callsessions.http.ratelimit.TokenBucket`.)
+
+- :class:`RateMeter`: successful sends per second, smoothed over short time buckets
+  (botocore's ``RateClocker``, counting successes only).
+- :class:`CubicCalculator`: a multiplicative cut on a throttle and CUBIC regrowth after it.
+- :class:`RateAdapter`: the send rate of one pull, joining the two above: unlimited until the
+  first throttle, then a slow start from the measured rate, then CUBIC; always within
+  ``[min_rate, max_rate]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+__all__ = ["CubicCalculator", "RateAdapter", "RateMeter"]
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+class RateMeter:
+    """Successful sends per second of sending time, smoothed over buckets of ``width`` s.
+
+    Each closed bucket's rate (its count over ``width``; an idle gap is a run of empty
+    buckets) is blended into an exponential average with weight ``smoothing``, as botocore's
+    ``RateClocker`` does. Two differences: time spent in a
+    server's pause (:meth:`pause`) is not sending time, so a 1 s ``Retry-After`` does not halve
+    the measured rate; and during the first ``warmup`` seconds the answer is the count over
+    ``warmup``, so a burst served in the first 50 ms does not read as 200 req/s.
+
+    Times passed to one meter must not go backwards.
+    """
+
+    def __init__(self, width: float = 0.5, smoothing: float = 0.3, warmup: float = 1.0) -> None:
+        _check_positive("width", width)
+        _check_positive("smoothing", smoothing)
+        if smoothing > 1:
+            raise ValueError(f"smoothing must be <= 1, got {smoothing!r}")
+        if warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {warmup!r}")
+        self._width = width
+        self._smoothing = smoothing
+        self._warmup = warmup
+        self._start: float | None = None  # sending time of the first record
+        self._bucket = 0  # index of the open bucket, on sending time
+        self._count = 0.0  # records in the open bucket
+        self._total = 0.0
+        self._average: float | None = None
+        self._paused = 0.0  # seconds of pauses that have ended
+        self._pause: tuple[float, float] | None = None  # the pause not yet over
+
+    def pause(self, start: float, end: float) -> None:
+        """Nothing is sent from ``start`` to ``end``: that time does not count."""
+        if end <= start:
+            return
+        if self._pause is not None:
+            a, b = self._pause
+            if start <= b:  # overlapping pauses are one
+                self._pause = (a, max(b, end))
+                return
+            self._paused += b - a
+        self._pause = (start, end)
+
+    def record(self, now: float, amount: float = 1.0) -> float:
+        """Count ``amount`` successes at ``now``; answers the rate."""
+        active = self._active(now)
+        if self._start is None:
+            self._start = active
+            self._bucket = math.floor(active / self._width)
+        self._advance(active)
+        self._count += amount
+        self._total += amount
+        return self._rate(active)
+
+    def rate_at(self, now: float) -> float:
+        """The measured rate at ``now`` (0.0 before any record)."""
+        active = self._active(now)
+        if self._start is None:
+            return 0.0
+        self._advance(active)
+        return self._rate(active)
+
+    def _active(self, now: float) -> float:
+        """``now`` on the sending-time clock (paused time taken out)."""
+        if self._pause is None:
+            return now - self._paused
+        a, b = self._pause
+        if now >= b:
+            self._paused += b - a
+            self._pause = None
+            return now - self._paused
+        return now - self._paused - max(0.0, now - a)
+
+    def _rate(self, active: float) -> float:
+        assert self._start is not None
+        elapsed = active - self._start
+        if elapsed < self._warmup or self._average is None:
+            return self._total / max(self._warmup, elapsed, self._width)
+        return self._average
+
+    def _advance(self, active: float) -> None:
+        bucket = math.floor(active / self._width)
+        if bucket <= self._bucket:
+            return
+        current = self._count / self._width
+        if self._average is None:
+            self._average = current
+        else:
+            self._average = self._smoothing * current + (1 - self._smoothing) * self._average
+        # the buckets after it, up to the open one, were empty
+        self._average *= (1 - self._smoothing) ** (bucket - self._bucket - 1)
+        self._count = 0.0
+        self._bucket = bucket
+
+
+class CubicCalculator:
+    """The send rate after a throttle: cut to ``beta * w_max``, then regrown along a cubic.
+
+    ``rate_at(t) = w_max + scale * u * (x - K) ** 3``, ``x`` the time since the cut in units
+    of ``period`` below ``w_max`` and of ``probe_period`` above it; ``K`` puts the curve at
+    ``beta * w_max`` at the cut and back at ``w_max`` after ``K * period`` seconds. Below
+    ``w_max`` the curve is concave (a quick recovery, then a plateau near the rate that was
+    too much), above it convex (probing, faster and faster, for a server that now allows
+    more).
+
+    With ``relative=False`` and both periods 1, this is botocore's calculator exactly (``u =
+    1``: rates in req/s, time in seconds). Its probing speed is absolute, far too fast for a
+    server of 2 req/s and slow for one of 500. By default (``relative=True``) rates are in
+    units of ``w_max`` (``u = w_max``), so every rate sees the same curve: with ``period``
+    6 s and ``probe_period`` 20 s it is back at ``w_max`` 5.5 s after a cut, 10 % above
+    12.6 s later, doubled 27 s later. The slow probe matters: a server's burst lets a probe
+    run above its rate until the burst is spent, so a fast probe overshoots and is refused
+    soon after every cut.
+    """
+
+    def __init__(
+        self,
+        w_max: float,
+        start: float,
+        *,
+        beta: float = 0.7,
+        scale: float = 0.4,
+        period: float = 6.0,
+        probe_period: float = 20.0,
+        relative: bool = True,
+    ) -> None:
+        if not 0 < beta < 1:
+            raise ValueError(f"beta must be in (0, 1), got {beta!r}")
+        _check_positive("scale", scale)
+        _check_positive("period", period)
+        _check_positive("probe_period", probe_period)
+        self.beta = beta
+        self.scale = scale
+        self.period = period
+        self.probe_period = probe_period
+        self.relative = relative
+        self._w_max = max(0.0, w_max)
+        self._start = start
+        self._k = self._zero_point()
+
+    @property
+    def w_max(self) -> float:
+        """The rate at the last cut (the top of the concave part)."""
+        return self._w_max
+
+    @property
+    def k(self) -> float:
+        """Periods from the cut until the curve is back at ``w_max``."""
+        return self._k
+
+    @property
+    def start(self) -> float:
+        """When the curve starts (the last cut, or the end of its pause)."""
+        return self._start
+
+    def _unit(self) -> float:
+        return self._w_max if self.relative else 1.0
+
+    def _zero_point(self) -> float:
+        unit = self._unit()
+        if unit <= 0:
+            return 0.0
+        return math.pow(self._w_max * (1 - self.beta) / (self.scale * unit), 1 / 3)
+
+    def cut(self, w_max: float, now: float, *, resume_at: float | None = None) -> float:
+        """A throttle at ``now``: the curve now tops out at ``w_max``; answers
+        ``beta * w_max``.
+
+        The curve starts at ``resume_at`` (the end of the server's ``Retry-After``) when that
+        is later: a long pause must not count as time spent regrowing.
+        """
+        self._w_max = max(0.0, w_max)
+        self._k = self._zero_point()
+        self._start = now if resume_at is None else max(now, resume_at)
+        return self._w_max * self.beta
+
+    def rate_at(self, now: float) -> float:
+        """The rate along the curve at ``now`` (``beta * w_max`` until the curve starts)."""
+        elapsed = max(0.0, now - self._start)
+        recovery = self._k * self.period
+        if elapsed <= recovery:
+            x = elapsed / self.period
+        else:
+            x = self._k + (elapsed - recovery) / self.probe_period
+        return self._w_max + self.scale * self._unit() * (x - self._k) ** 3
+
+
+class RateAdapter:
+    """The send rate of one pull, learned from what the server serves and refuses.
+
+    - **unlimited** (``rate`` is ``max_rate``, None without a cap) until the first throttle;
+    - the first throttle sets the rate to the **measured** rate of successes (what the server
+      actually served) and starts a **slow start**: the rate doubles every ``doubling``
+      seconds of sending, because that first measurement often saw only the server's burst;
+    - a throttle in slow start ends it: the rate of one doubling ago was served (TCP's
+      ``ssthresh = cwnd / 2``), so that is ``w_max``, and CUBIC takes over;
+    - every later throttle is a **cut** to ``beta`` x the lower of the measured rate and the
+      rate in force (``m``), as in botocore, with two refinements on where the curve tops
+      out next (``w_max``), both for a server with a burst: refused while probing above
+      ``w_max``, the new top is halfway from the old one to ``m`` (``m`` then includes the
+      server's burst being spent); refused at or below ``w_max``, that top was too high and
+      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence);
+    - throttles within ``cooldown`` seconds of a cut, or before its pause ends, answer
+      requests sent before it: they do not cut again (six in-flight 429s make one cut);
+    - growth never runs ahead of use: the rate stays under ``growth_cap`` times the measured
+      rate (or ``w_max``, whichever is higher), as in botocore;
+    - always within ``[min_rate, max_rate]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_rate: float = 0.5,
+        max_rate: float | None = None,
+        beta: float = 0.7,
+        scale: float = 0.4,
+        period: float = 6.0,
+        probe_period: float = 20.0,
+        relative: bool = True,
+        doubling: float = 1.0,
+        cooldown: float = 1.0,
+        growth_cap: float = 2.0,
+        meter: RateMeter | None = None,
+    ) -> None:
+        _check_positive("min_rate", min_rate)
+        if max_rate is not None and max_rate < min_rate:
+            raise ValueError(f"max_rate must be >= min_rate ({min_rate!r}), got {max_rate!r}")
+        _check_positive("doubling", doubling)
+        _check_positive("growth_cap", growth_cap)
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0, got {cooldown!r}")
+        self.min_rate = min_rate
+        self.max_rate = max_rate
+        self.cooldown = cooldown
+        self.doubling = doubling
+        self.growth_cap = growth_cap
+        self.meter = meter if meter is not None else RateMeter()
+        #: the CUBIC curve, in use once the slow start is over
+        self.cubic = CubicCalculator(
+            0.0,
+            0.0,
+            beta=beta,
+            scale=scale,
+            period=period,
+            probe_period=probe_period,
+            relative=relative,
+        )
+        self._phase: Literal["unlimited", "slow start", "cubic"] = "unlimited"
+        self._rate: float | None = max_rate
+        self._slow_start = (0.0, 0.0)  # (rate, start) of the slow start
+        self._quiet_until = -math.inf
+
+    @property
+    def rate(self) -> float | None:
+        """The send rate in force (None while unlimited)."""
+        return self._rate
+
+    @property
+    def phase(self) -> Literal["unlimited", "slow start", "cubic"]:
+        return self._phase
+
+    @property
+    def w_max(self) -> float | None:
+        """Where the CUBIC curve tops out (None before it takes over)."""
+        return self.cubic.w_max if self._phase == "cubic" else None
+
+    def on_success(self, now: float) -> float | None:
+        """A request succeeded at ``now``; answers the new rate."""
+        measured = self.meter.record(now)
+        if self._phase == "cubic":
+            target, base = self.cubic.rate_at(now), self.cubic.w_max
+        elif self._phase == "slow start":
+            base, start = self._slow_start
+            if now <= start:  # answers still coming back during the first pause count too
+                base = self._set(max(base, measured))
+                self._slow_start = (base, start)
+            target = base * 2.0 ** (max(0.0, now - start) / self.doubling)
+        else:
+            return self._rate
+        return self._set(min(target, max(base, self.growth_cap * measured)))
+
+    def on_throttle(self, now: float, resume_at: float | None = None) -> float:
+        """A throttle arrived at ``now``; sending resumes at ``resume_at``. Answers the rate."""
+        resume = now if resume_at is None else max(now, resume_at)
+        if self._rate is not None and now < self._quiet_until:
+            return self._rate
+        self._quiet_until = max(now + self.cooldown, resume)
+        measured = self.meter.rate_at(now)
+        self.meter.pause(now, resume)
+        current = self._rate
+        if current is None or self._phase == "unlimited":
+            rate = self._set(measured if current is None else min(measured, current))
+            self._phase, self._slow_start = "slow start", (rate, resume)
+            return rate
+        if self._phase == "slow start":
+            self._phase = "cubic"
+            return self._set(self.cubic.cut(current / 2, now, resume_at=resume))
+        m = min(measured, current)
+        top, beta = self.cubic.w_max, self.cubic.beta
+        if current > top:  # refused while probing above the last top
+            top = top + (m - top) / 2 if m > top else m
+            return self._set(self.cubic.cut(top, now, resume_at=resume))
+        self.cubic.cut(m * (1 + beta) / 2, now, resume_at=resume)
+        return self._set(beta * m)
+
+    def _set(self, rate: float) -> float:
+        rate = max(self.min_rate, rate)
+        if self.max_rate is not None:
+            rate = min(self.max_rate, rate)
+        self._rate = rate
+        return rate

@@ -1,0 +1,89 @@
+"""Where a bulk pull writes: files, a database or a dataset directory, behind one interface.
+
+A sink receives the raw records of a pull (the API's own dicts, camelCase names) in batches
+and makes each finished window durable when told::
+
+    sink = open_sink("calls.parquet", fields)   # by the path: see FORMATS
+    sink.open()                                 # or sink.open(resume_from=position)
+    sink.write(page.items)
+    position = sink.commit(window_key(window))  # durable: keep it in the checkpoint
+    sink.finalize()                             # complete: move into place
+
+Sinks are synchronous; an async caller runs them off the event loop.
+
+======================  ============================================  ====================
+output                  types                                         resumable by
+======================  ============================================  ====================
+``.jsonl``/``.ndjson``  as the API sent them                          byte offset
+``.jsonl.gz``           as the API sent them, gzip                    a gzip member a
+                                                                      window
+``.csv``, ``.csv.gz``   as sent; ``price`` exact decimal text         byte offset / member
+``.sqlite``/``.db``     typed columns (``sqlite``), upserted          writing windows
+                                                                      again
+``.parquet``            typed Arrow schema (``arrow``), zstd          spooled parts
+directory (``calls/``)  one part per window, ``.parquet`` or          committed parts
+                        ``.jsonl``, and ``_manifest.json``
+``-``                   JSON Lines on standard output                 not resumable
+======================  ============================================  ====================
+
+Parquet needs the ``parquet`` extra (``pip install 'callsessions[parquet]'``); pyarrow is
+imported only when a Parquet output is opened, and ``open_sink`` refuses ``.parquet``
+without it before anything is written.
+"""
+
+from .base import (
+    FIELD_KINDS,
+    TABLE,
+    MismatchCounter,
+    OutputClosedError,
+    OutputMismatchError,
+    Sink,
+    UnrepresentableValueError,
+    atomic_file,
+    atomic_write,
+    columns_for,
+    decimal_text,
+    parse_window_key,
+    window_key,
+)
+from .dataset import MANIFEST, DatasetSink, Manifest, read_manifest, write_manifest
+from .formats import FORMATS, PART_FORMATS, format_for, open_sink, read_ids
+from .parquet import ParquetSink, require_pyarrow
+from .parts import PartInfo, scan_parts, write_part
+from .sqlite import SqliteSink
+from .text import CsvSink, JsonlSink, StdoutSink
+
+__all__ = [
+    "FIELD_KINDS",
+    "FORMATS",
+    "MANIFEST",
+    "PART_FORMATS",
+    "TABLE",
+    "CsvSink",
+    "DatasetSink",
+    "JsonlSink",
+    "Manifest",
+    "MismatchCounter",
+    "OutputClosedError",
+    "OutputMismatchError",
+    "ParquetSink",
+    "PartInfo",
+    "Sink",
+    "SqliteSink",
+    "StdoutSink",
+    "UnrepresentableValueError",
+    "atomic_file",
+    "atomic_write",
+    "columns_for",
+    "decimal_text",
+    "format_for",
+    "open_sink",
+    "parse_window_key",
+    "read_ids",
+    "read_manifest",
+    "require_pyarrow",
+    "scan_parts",
+    "window_key",
+    "write_manifest",
+    "write_part",
+]
