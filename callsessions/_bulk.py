@@ -106,6 +106,7 @@ async def pull_to(
     dedupe: Literal["window", "pull"] = "window",
     concurrency: int | None = None,
     max_items: int | None = None,
+    format: str | None = None,
     progress: PullProgress | None = None,
 ) -> PullOutcome:
     """Pull ``source`` into ``out`` (a path whose extension picks the format, or a sink),
@@ -118,7 +119,7 @@ async def pull_to(
     query = source.query if isinstance(source, PullPlan) else source
     if isinstance(out, str | os.PathLike):
         fmt = format_for(out)
-        sink = open_sink(out, query.fields)
+        sink = open_sink(out, query.fields, format=format)
     else:
         sink, fmt = out, type(out).__name__
     resumable = sink.path != Path("-")

@@ -685,6 +685,7 @@ class CallSessionsClient:
         dedupe: Dedupe = "window",
         concurrency: int | None = None,
         max_items: int | None = None,
+        format: str | None = None,
         progress: PullProgress | None = None,
     ) -> PullOutcome:
         """Pull every matching call into ``out`` and complete it: the nightly job.
@@ -696,7 +697,8 @@ class CallSessionsClient:
         incomplete ever looks complete. Progress is kept in ``<out>.checkpoint``: after an
         interruption, ``resume=True`` continues where the last finished window ended; without
         it a leftover checkpoint is a ``CheckpointError``. ``max_items`` stops after that
-        many records with a complete, valid output. ``progress`` hears of every page.
+        many records with a complete, valid output. ``format`` picks a directory's part
+        format (``parquet`` or ``jsonl``). ``progress`` hears of every page.
         Returns a ``PullOutcome``; an incomplete window raises ``IncompletePullError``.
         """
         return await pull_to(
@@ -707,6 +709,7 @@ class CallSessionsClient:
             dedupe=dedupe,
             concurrency=concurrency,
             max_items=max_items,
+            format=format,
             progress=progress,
         )
 

@@ -303,9 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--out",
         required=True,
-        type=Path,
         metavar="PATH",
-        help=f"output file; its extension picks the format ({', '.join(sorted(FORMATS))})",
+        help="output: a file whose extension picks the format "
+        f"({', '.join(sorted(FORMATS))}), a directory (an existing one, or a path ending in /) "
+        "for one part file per window and a _manifest.json, or - for JSON Lines on stdout",
+    )
+    out.add_argument(
+        "--format",
+        choices=("parquet", "jsonl"),
+        help="the part files of a directory output (default: parquet)",
+    )
+    out.add_argument(
+        "--max-items",
+        type=_positive_int,
+        metavar="N",
+        help="stop after N records; the output is complete and valid (a trial run)",
+    )
+    out.add_argument(
+        "--max-rate",
+        type=_positive_float,
+        metavar="REQ/S",
+        help="never send more requests per second than this (a contract's limit); below "
+        "it the pace is learned from the server's 429 answers",
     )
     out.add_argument(
         "--dedupe",
@@ -482,7 +501,14 @@ def _query(ns: argparse.Namespace, **extra: Any) -> SessionQuery:
 
 def _config(ns: argparse.Namespace) -> ClientConfig:
     settings: dict[str, Any] = {}
-    for name in ("endpoint_path", "timeout", "page_size", "concurrency", "offset_ceiling"):
+    for name in (
+        "endpoint_path",
+        "timeout",
+        "page_size",
+        "concurrency",
+        "offset_ceiling",
+        "max_rate",
+    ):
         value = getattr(ns, name, None)
         if value is not None:
             settings[name] = value
@@ -542,11 +568,17 @@ def _check_base_url(base_url: str) -> None:
     CallSessionsClient(base_url, token="x")
 
 
-def _check_output(out: Path) -> None:
+def _names_a_file(out: str) -> bool:
+    """Whether ``out``'s name has a file format's extension (``folder.jsonl``)."""
+    name = Path(out).name.lower()
+    return any(name.endswith(ext) and len(name) > len(ext) for ext in FORMATS)
+
+
+def _check_output(out: Path, *, directory: bool = False) -> None:
     """The output's folder exists and can be written, before any request."""
-    if out.is_dir():
+    if out.is_dir() and not directory:
         raise CommandError(f"--out {out}: is a directory")
-    folder = out.parent
+    folder = out if directory and out.is_dir() else out.parent
     if not folder.is_dir():
         raise CommandError(f"--out {out}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -561,20 +593,30 @@ class PullJob:
     query: SessionQuery
     config: ClientConfig
     credentials: Credentials
-    out: Path
+    #: as the user typed it (a trailing / names a directory output; - is stdout)
+    out: str
     resume: bool = False
     progress: bool = False
     dedupe: Literal["window", "pull"] = "window"
     max_items: int | None = None
+    format: str | None = None
 
 
 def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> PullJob:
     """Validate the options of ``pull`` into a job; raises before any network activity."""
-    out: Path = ns.out
-    if format_for(out) is None:
+    out = str(ns.out)
+    kind = format_for(out)
+    if kind == "dataset" and not out.endswith(("/", os.sep)) and _names_a_file(out):
+        raise CommandError(
+            f"--out {out}: is a directory (write {out}/ to pull into it, one part per window)"
+        )
+    if kind is None:
         known = ", ".join(sorted(FORMATS))
         raise CommandError(f"--out {out}: cannot tell the format from its extension; use {known}")
-    _check_output(out)
+    if kind != "stdout":
+        _check_output(Path(out), directory=kind == "dataset")
+    if getattr(ns, "format", None) is not None and kind != "dataset":
+        raise CommandError(f"--format {ns.format}: only for a directory output")
     summary_json: Path | None = getattr(ns, "summary_json", None)
     if summary_json is not None and (
         summary_json.is_dir() or not summary_json.resolve().parent.is_dir()
@@ -584,7 +626,8 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
     config = _config(ns)
     _check_base_url(ns.base_url)
     credentials = Credentials.from_environment(ns.auth_url, environ)
-    open_sink(out, query.fields)  # the format's own checks (an extra not installed...)
+    # the format's own checks (an extra not installed...), before any request
+    open_sink(out, query.fields, format=getattr(ns, "format", None))
     return PullJob(
         base_url=ns.base_url,
         query=query,
@@ -595,6 +638,7 @@ def prepare_pull(ns: argparse.Namespace, environ: dict[str, str] | os._Environ[s
         progress=wants_progress(ns.quiet),
         dedupe=getattr(ns, "dedupe", "window"),
         max_items=getattr(ns, "max_items", None),
+        format=getattr(ns, "format", None),
     )
 
 
@@ -638,6 +682,7 @@ async def run_pull(
             resume=job.resume,
             dedupe=job.dedupe,
             max_items=job.max_items,
+            format=job.format,
             progress=shown,
         )
     finally:
@@ -770,7 +815,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _cmd_pull(ns: argparse.Namespace) -> int:
     job: PullJob = _prepared(ns, lambda: prepare_pull(ns, os.environ))
-    cp = checkpoint_path(job.out)
+    cp = checkpoint_path(Path(job.out))
     summary_json: Path | None = ns.summary_json
     if summary_json is not None:
         summary_json.unlink(missing_ok=True)  # a stale one must not pass for this run's
@@ -920,7 +965,7 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
                 query=SessionQuery(start=start, end=end),
                 config=config,
                 credentials=Credentials(token=Secret(sim.token)),
-                out=out,
+                out=str(out),
                 progress=wants_progress(ns.quiet),
             )
             async with CallSessionsClient(sim.url, token=sim.token, config=config) as client:

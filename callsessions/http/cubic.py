@@ -218,8 +218,9 @@ class RateAdapter:
 
     - **unlimited** (``rate`` is ``max_rate``, None without a cap) until the first throttle;
     - the first throttle sets the rate to the **measured** rate of successes (what the server
-      actually served) and starts a **slow start**: the rate doubles every ``doubling``
-      seconds of sending, because that first measurement often saw only the server's burst;
+      actually served, answers still in flight that come back during its pause included) and
+      starts a **slow start**: the rate doubles every ``doubling`` seconds of sending,
+      because that first measurement often saw only the server's burst;
     - a throttle in slow start ends it: the rate of one doubling ago was served (TCP's
       ``ssthresh = cwnd / 2``), so that is ``w_max``, and CUBIC takes over;
     - every later throttle is a **cut** to ``beta`` x the lower of the measured rate and the
