@@ -243,6 +243,7 @@ class _Run:
             await self._off(self.sink.close)
         await self._off(cp.remove)
         overall = _merged(summary, planning, started)
+        overall.rate = self.client.rate
         return PullOutcome(overall, self.sink.path, resumed, False, stopped)
 
     async def _stream(self, cp: Checkpoint) -> tuple[PullSummary, bool]:

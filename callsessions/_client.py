@@ -233,6 +233,12 @@ class CallSessionsClient:
         self.stats = PullSummary()
         self._closed = False
 
+    @property
+    def rate(self) -> float | None:
+        """The pace of this client's requests (requests/s): learned from 429s, or
+        ``max_rate``; None while unlimited."""
+        return self._rate.rate
+
     def __repr__(self) -> str:
         return f"CallSessionsClient(base_url={self.base_url!r}, auth={self.auth!r})"
 

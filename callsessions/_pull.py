@@ -78,6 +78,8 @@ class PullSummary:
     lowest_concurrency: int = 0
     elapsed: float = 0.0
     problems: list[WindowProblem] = field(factory=list)
+    #: the pace in force at the end (requests/s), None if the server never throttled
+    rate: float | None = None
     #: structured records only: values of an unexpected type kept as they came, by field
     type_mismatches: Counter[str] = field(factory=Counter)
 
@@ -100,7 +102,8 @@ class PullSummary:
             f"({self.planning_requests} planning), {self.retries} retries"
         )
         if self.throttled:
-            text += f" ({self.throttled} throttled, {self.throttled_seconds:.1f}s waited)"
+            text += f" ({self.throttled} throttled, {self.throttled_seconds:.1f}s waited"
+            text += f", paced at {self.rate:.1f} req/s)" if self.rate is not None else ")"
         if self.rewalks:
             text += f", {self.rewalks} re-walks"
         text += f", {self.elapsed:.1f}s, {rate:,.0f} records/s"

@@ -652,6 +652,7 @@ class _PullProgress:
         self.enabled = enabled
         self.bar: Progress | None = None
         self.summary: PullSummary | None = None
+        self.client: CallSessionsClient | None = None
 
     def start(self, total: int, done: int) -> None:
         self.bar = Progress(self.enabled, total=total, initial=done)
@@ -659,7 +660,14 @@ class _PullProgress:
     def advance(self, records: int, summary: PullSummary) -> None:
         self.summary = summary
         if self.bar is not None:
-            self.bar.update(records, retries=summary.retries)
+            self.bar.update(records, retries=summary.retries, pace=self.pace())
+
+    def pace(self) -> str | None:
+        """``throttled 4.9 req/s`` once the server has throttled the pull."""
+        rate = self.client.rate if self.client is not None else None
+        if self.summary is None or not self.summary.throttled or rate is None:
+            return None
+        return f"throttled {rate:.1f} req/s"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -675,6 +683,7 @@ async def run_pull(
     own = client is None
     if client is None:
         client = CallSessionsClient(job.base_url, auth=job.credentials.auth(), config=job.config)
+    shown.client = client
     try:
         return await client.pull_to(
             job.query,

@@ -257,3 +257,23 @@ async def test_type_mismatches_are_counted_per_field_and_warned_once(
     assert dict(stream.summary.type_mismatches) == {"duration": 2, "createdAt": 1, "price": 1}
     warned = [m for m in caplog.messages if "unexpected type" in m]
     assert len(warned) == 3, "one warning per field, not per value"
+
+
+async def test_a_throttled_pull_reports_its_learned_pace() -> None:
+    # 20 requests/s per token on the simulator's clock, where each look is 20 ms later.
+    ticks = iter(range(10**9))
+    config = SimConfig(
+        records=3_000, seed=3, start=START, span=SPAN,
+        faults=FaultConfig(rate_limit=20, rate_limit_burst=3),
+        clock=lambda: 1_800_000_000.0 + next(ticks) * 0.02,
+    )
+    async with SimServer(config) as server:
+        async with client_for(server.url, server.token, concurrency=8) as client:
+            stream = client.sessions(QUERY, raw=True)
+            ids = [r["id"] async for r in stream]
+            assert client.rate is not None, "the pace was learned from the 429s"
+        assert sorted(ids) == sorted(server.matching_ids({}))
+    from callsessions import PullSummary
+
+    line = PullSummary(throttled=3, throttled_seconds=1.5, rate=4.9).line()
+    assert "3 throttled, 1.5s waited, paced at 4.9 req/s" in line
