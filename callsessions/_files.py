@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from pathlib import Path
 
 from ._errors import OutputLockedError
@@ -20,7 +21,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     renamed over it. A crash leaves the old file or the new one, never a mix. The file is
     created with the umask's usual mode (0644 under umask 022), like any file a tool writes.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         with os.fdopen(fd, "wb") as fh:

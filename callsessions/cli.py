@@ -51,7 +51,7 @@ from ._progress import Progress, wants_progress
 from ._pull import PullSummary
 from ._query import ALL_FIELDS, DATE_FIELDS, SORT_KEYS, CallStatus, ExportFormat, SessionQuery
 from ._retry import RetryPolicy
-from .sinks import FORMATS, OutputMismatchError, format_for, open_sink, read_ids
+from .sinks import FORMATS, OutputClosedError, OutputMismatchError, format_for, open_sink, read_ids
 
 __all__ = ["main"]
 
@@ -788,6 +788,8 @@ def _run(
         return fail(128 + exc.signum, f"{interrupted()} ({name})")
     except CommandError as exc:
         return fail(exc.code, f"error: {_one_line(exc.message)}")
+    except OutputClosedError:
+        return EXIT_OK  # --out - into `head`: the reader has what it wanted
     except InvalidQueryError as exc:
         return fail(EXIT_USAGE, f"error: {_one_line(describe_invalid(exc))}")
     except (CheckpointError, OutputLockedError, OutputMismatchError) as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from callsessions.sim import Dataset
@@ -87,3 +89,26 @@ def write_all(sink: Any, windows: list[list[dict[str, Any]]]) -> Any:
         sink.write(records)
         position = sink.commit(f"w{n}")
     return position
+
+
+def record(n: int, **changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": f"id-{n:04d}",
+        "phone": f"7900000{n:04d}",
+        "duration": n,
+        "transferredToOperator": n % 2 == 0,
+        "nps": None,
+        "messages": [{"role": "bot", "text": 'Здравствуйте, "это" робот'}],
+        "additional": {"k": n, "nested": {"a": [1, 2]}},
+        "createdAt": "2026-01-01T03:00:00+03:00",
+    }
+    base.update(changes)
+    return base
+
+
+FIELDS = ("phone", "duration", "transferredToOperator", "nps", "messages", "additional")
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))

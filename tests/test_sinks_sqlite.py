@@ -8,6 +8,7 @@ import logging
 import shutil
 import sqlite3
 import subprocess
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import duckdb
 import pytest
 from _sinks_data import exact_sum, odd_records, one, sim_records, utc, write_all
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callsessions.sinks import (
     OutputMismatchError,
@@ -23,6 +26,7 @@ from callsessions.sinks import (
     open_sink,
     read_ids,
 )
+from callsessions.sinks.sqlite import utc_text
 
 
 def columns_of(path: Path) -> dict[str, str]:
@@ -260,3 +264,43 @@ def test_sqlite_counts_wrong_types_and_refuses_a_record_without_id(tmp_path: Pat
         sink.write([{"phone": "1"}])
     sink.close()
     assert query(sink.path, "SELECT * FROM call_sessions") == [("1", None, None, None)]
+
+
+moments = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+)
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timedelta(minutes=m))
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=moments, offset=offsets, fraction=st.booleans(), zulu=st.booleans())
+def test_utc_text_is_utc_in_one_width_whatever_the_offset(
+    moment: datetime, offset: timedelta, fraction: bool, zulu: bool
+) -> None:
+    if not fraction:
+        moment = moment.replace(microsecond=0)
+    local = moment.astimezone(timezone(offset))
+    text = local.isoformat()
+    if zulu:
+        text = moment.isoformat().replace("+00:00", "Z")
+    got = utc_text(text)
+    assert got is not None and len(got) == 27 and got.endswith("Z")
+    assert datetime.fromisoformat(got) == moment
+    assert utc_text(text.replace("T", " ")) == got  # the other separator ISO 8601 allows
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T03:00:00",  # no offset: the zone is unknown
+        "2026-01-01T03:00:60+03:00",
+        "2026-02-30T03:00:00+03:00",
+        "2026-01-01T03:00:0a+03:00",
+        "2026-01-01T03:00:٠١+03:00",
+        "yesterday",
+        "",
+    ],
+)
+def test_utc_text_refuses_what_is_not_a_time_with_an_offset(text: str) -> None:
+    assert utc_text(text) is None
+    assert utc_text(text) is None  # and again, from the cache of minutes

@@ -49,7 +49,7 @@ from .base import (
 from .dataset import MANIFEST, DatasetSink, Manifest, read_manifest, write_manifest
 from .formats import FORMATS, PART_FORMATS, format_for, open_sink, read_ids
 from .parquet import ParquetSink, require_pyarrow
-from .parts import PartInfo, scan_parts, write_part
+from .parts import PartFormat, PartInfo, count_records, scan_parts, write_part
 from .sqlite import SqliteSink
 from .text import CsvSink, JsonlSink, StdoutSink
 
@@ -67,6 +67,7 @@ __all__ = [
     "OutputClosedError",
     "OutputMismatchError",
     "ParquetSink",
+    "PartFormat",
     "PartInfo",
     "Sink",
     "SqliteSink",
@@ -75,6 +76,7 @@ __all__ = [
     "atomic_file",
     "atomic_write",
     "columns_for",
+    "count_records",
     "decimal_text",
     "format_for",
     "open_sink",

@@ -95,6 +95,10 @@ def utc_text(value: Any) -> str | None:
     None when it is not one (a time without an offset is not: its zone is unknown)."""
     if type(value) is not str:
         return None
+    if len(value) in (20, 25) and value[16] == ":":  # 2026-01-01T03:00:00+03:00 (or ...Z)
+        fast = _utc_whole_seconds(value)
+        if fast is not None:
+            return fast
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -102,6 +106,33 @@ def utc_text(value: Any) -> str | None:
     if moment.tzinfo is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+#: "YYYY-MM-DDTHH:MM" + offset -> the UTC "YYYY-MM-DDTHH:MM:" it is (bounded below)
+_MINUTES: dict[str, str | None] = {}
+
+
+def _utc_whole_seconds(value: str) -> str | None:
+    """``utc_text`` of the usual form, by its minute: an offset is whole minutes, so the
+    seconds do not change, and the records of a window share few minutes. None: another
+    form (the caller parses it in full)."""
+    seconds = value[17:19]
+    if not (seconds.isdigit() and seconds.isascii() and seconds < "60"):
+        return None
+    key = value[:16] + value[19:]
+    prefix = _MINUTES.get(key, "")
+    if prefix == "":
+        try:
+            moment = datetime.fromisoformat(value[:16] + ":00" + value[19:])
+        except ValueError:
+            moment = None
+        prefix = None
+        if moment is not None and moment.tzinfo is not None:
+            prefix = moment.astimezone(UTC).isoformat()[:17]
+        if len(_MINUTES) >= 100_000:
+            _MINUTES.clear()
+        _MINUTES[key] = prefix
+    return None if prefix is None else f"{prefix}{seconds}.000000Z"
 
 
 def _text(v: Any) -> Any:
@@ -150,8 +181,24 @@ _CONVERT: dict[Kind, tuple[Callable[[Any], Any], str]] = {
 _LEGACY: dict[Kind, Callable[[Any], Any]] = {"boolean": _legacy_boolean, "json": _legacy_json}
 
 
+_NONE = type(None)
+_AS_THEY_ARE: dict[Kind, set[type]] = {
+    "string": {str, _NONE},
+    "status": {str, _NONE},
+    "boolean": {bool, _NONE},  # sqlite3 binds True/False as the integers 1/0
+}
+
+
 def _column(name: str, values: list[Any], mm: MismatchCounter, legacy: bool = False) -> list[Any]:
     kind = kind_of(name)
+    if not legacy:
+        types = set(map(type, values))
+        if types <= _AS_THEY_ARE.get(kind, set()):
+            return values
+        if kind == "integer" and types <= {int, _NONE}:
+            ints = [v for v in values if v is not None]
+            if not ints or (min(ints) in _INT64 and max(ints) in _INT64):
+                return values
     convert, expected = _CONVERT[kind]
     if legacy:
         convert = _LEGACY.get(kind, convert)

@@ -135,11 +135,14 @@ def jsonl_bytes(records: Iterable[RawRecord]) -> bytes:
 
 
 def _cell(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:  # most cells: as they are
+        return value
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, dict | list):
+    if kind is dict or kind is list:
         return orjson.dumps(value).decode()
     return value
 
@@ -166,9 +169,8 @@ class CsvSink(_PartialFileSink):
     ) -> None:
         super().__init__(path, gzip=gzip, level=level)
         self.columns = columns_for(fields)
-        self._cells = [
-            _price_cell if FIELD_KINDS.get(c) == "decimal" else _cell for c in self.columns
-        ]
+        #: the columns whose cells are exact decimal text (``price``)
+        self._decimals = [i for i, c in enumerate(self.columns) if FIELD_KINDS.get(c) == "decimal"]
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer)
 
@@ -181,9 +183,14 @@ class CsvSink(_PartialFileSink):
     def _start(self) -> None:
         self._rows([self.columns])
 
+    def _row(self, record: RawRecord) -> list[Any]:
+        row = [_cell(record.get(c)) for c in self.columns]
+        for i in self._decimals:
+            row[i] = _price_cell(record.get(self.columns[i]))
+        return row
+
     def write(self, records: Sequence[RawRecord]) -> None:
-        pairs = list(zip(self.columns, self._cells, strict=True))
-        self._rows([cell(r.get(c)) for c, cell in pairs] for r in records)
+        self._rows(self._row(r) for r in records)
         self.written += len(records)
 
 
