@@ -307,12 +307,16 @@ class CallSessionsClient:
 
         async def attempt() -> R:
             while True:
-                await self._rate.acquire()
                 try:
+                    # The rate's token is taken inside the concurrency slot, right before the
+                    # request leaves: a request that waited for a slot must not hold a token
+                    # granted before a 429 paused everyone.
                     if ctx.limiter is None:
+                        await self._rate.acquire()
                         response = await self._send_authed(request, ctx)
                     else:
                         async with ctx.limiter.slot():
+                            await self._rate.acquire()
                             response = await self._send_authed(request, ctx)
                     data = check(response)
                 except RateLimitedError as exc:
