@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from callsessions._rawpage import parse_raw_page
+from callsessions.protocol.rawpage import parse_raw_page
 from callsessions.sim import Dataset
 
 PAGE = 1000

@@ -31,7 +31,7 @@ import attrs
 import orjson
 
 from callsessions import ALL_FIELDS, CallSessionsClient, PullPlan, SessionQuery
-from callsessions._convert import structure_sessions
+from callsessions.protocol.convert import structure_sessions
 
 from ._sim import SIM_SPAN, SIM_START, SimProcess, install_cleanup, stop_all
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callsessions import AiohttpTransport, CallSessionsClient, HTTPRequest, SessionQuery
-from callsessions._protocol import HTTPResponse
+from callsessions.protocol.wire import HTTPResponse
 
 
 async def trace(url: str, token: str, concurrency: int, hours: float) -> None:

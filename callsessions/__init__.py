@@ -9,13 +9,9 @@
             ...
 """
 
-from .__about__ import __version__
-from ._auth import Auth, PasswordAuth, Secret, TokenAuth
-from ._bulk import CheckpointError, PullOutcome, PullProgress
-from ._checkpoint import Checkpoint
-from ._client import CallSessionsClient, ClientConfig, ExportResult
-from ._convert import make_converter, structure_session, unstructure_session
-from ._errors import (
+from callsessions.__about__ import __version__
+from callsessions.client import CallSessionsClient, ClientConfig, ExportResult
+from callsessions.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -35,12 +31,13 @@ from ._errors import (
     TokenExpiredError,
     TransportError,
 )
-from ._mock import MockTransport, json_response
-from ._models import CallSession, Page
-from ._planning import PullPlan, PullSettings, Window
-from ._protocol import HTTPRequest, HTTPResponse
-from ._pull import PullStream, PullSummary, WindowProblem
-from ._query import (
+from callsessions.http.auth import Auth, PasswordAuth, Secret, TokenAuth
+from callsessions.http.mock import MockTransport, json_response
+from callsessions.http.retry import RetryPolicy
+from callsessions.http.transport import AiohttpTransport, StreamedResponse, Transport
+from callsessions.protocol.convert import make_converter, structure_session, unstructure_session
+from callsessions.protocol.planning import PullPlan, PullSettings, Window
+from callsessions.protocol.query import (
     ALL_FIELDS,
     CallStatus,
     DateField,
@@ -48,8 +45,11 @@ from ._query import (
     SessionQuery,
     WireNames,
 )
-from ._retry import RetryPolicy
-from ._transport import AiohttpTransport, StreamedResponse, Transport
+from callsessions.protocol.records import CallSession, Page
+from callsessions.protocol.wire import HTTPRequest, HTTPResponse
+from callsessions.pull.bulk import CheckpointError, PullOutcome, PullProgress
+from callsessions.pull.checkpoint import Checkpoint
+from callsessions.pull.engine import PullStream, PullSummary, WindowProblem
 
 __all__ = [
     "ALL_FIELDS",

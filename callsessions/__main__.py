@@ -1,5 +1,5 @@
 """``python -m callsessions``: the command line (see ``callsessions.cli``)."""
 
-from .cli import main
+from callsessions.cli import main
 
 raise SystemExit(main())

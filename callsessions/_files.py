@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ._errors import OutputLockedError
+from callsessions.errors import OutputLockedError
 
 __all__ = ["OutputLock", "atomic_write", "lock_path"]
 

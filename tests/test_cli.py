@@ -27,8 +27,8 @@ import attrs
 import pytest
 
 from callsessions import ALL_FIELDS
-from callsessions._progress import Progress, wants_progress
 from callsessions.cli import main
+from callsessions.cli.progress import Progress, wants_progress
 from callsessions.sim import SimConfig, SimServer
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

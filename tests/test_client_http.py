@@ -32,7 +32,7 @@ from callsessions import (
     TokenExpiredError,
     TransportError,
 )
-from callsessions._retry import RetryBudget, is_retryable
+from callsessions.http.retry import RetryBudget, is_retryable
 
 TOKEN = "eyJhbGciOiJSUzUxMiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2VjcmV0LXNpZ25hdHVyZQ"
 SEARCH = re.compile(r"^https://analyse\.example\.test/api/v1/search/cis/calls(\?.*)?$")

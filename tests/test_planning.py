@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callsessions import InvalidQueryError, PullPlan, PullSettings, SessionQuery, Window
-from callsessions._limiter import AdaptiveLimiter
-from callsessions._planning import (
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.retry import RetryBudget, RetryPolicy
+from callsessions.protocol.planning import (
     bucket_count,
     layout_windows,
     page_offsets,
     split_times,
     split_window,
 )
-from callsessions._retry import RetryBudget, RetryPolicy
 
 T0 = datetime.fromisoformat("2026-03-01T00:00:00+00:00")
 

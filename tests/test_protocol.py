@@ -34,7 +34,7 @@ from callsessions import (
     TokenExpiredError,
     WireNames,
 )
-from callsessions._protocol import (
+from callsessions.protocol.wire import (
     PageData,
     build_page_request,
     error_from_response,

@@ -33,9 +33,9 @@ from callsessions import (
     Window,
     WireNames,
 )
-from callsessions._protocol import looks_complete, peek_count
-from callsessions._pull import PullEngine, RequestContext
-from callsessions._retry import RetryBudget
+from callsessions.http.retry import RetryBudget
+from callsessions.protocol.wire import looks_complete, peek_count
+from callsessions.pull.engine import PullEngine, RequestContext
 from callsessions.sim import FaultConfig, SimConfig, SimServer
 
 START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")

@@ -23,7 +23,7 @@ from callsessions import (
     SessionQuery,
     WireNames,
 )
-from callsessions._protocol import build_page_request
+from callsessions.protocol.wire import build_page_request
 
 MSK = timezone(timedelta(hours=3))
 T0 = datetime(2024, 3, 14, 9, 0, tzinfo=MSK)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callsessions import DecodeError
-from callsessions._rawpage import RawPage, _decoders, parse_raw_page
+from callsessions.protocol.rawpage import RawPage, _decoders, parse_raw_page
 from callsessions.sim import Dataset, FaultConfig, SimConfig, SimServer
 
 SAMPLES = Path(__file__).parent / "samples"

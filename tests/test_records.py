@@ -18,7 +18,7 @@ from callsessions import (
     structure_session,
     unstructure_session,
 )
-from callsessions._convert import structure_sessions
+from callsessions.protocol.convert import structure_sessions
 
 MSK = timezone(timedelta(hours=3))
 RECORDS = all_sample_records()

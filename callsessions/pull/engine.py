@@ -26,17 +26,23 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import attrs
 from attrs import define, field, frozen
 
-from ._checkpoint import Checkpoint
-from ._errors import (
+from callsessions.errors import (
     DecodeError,
     IncompletePullError,
     MissingIdError,
     PaginationError,
 )
-from ._limiter import AdaptiveLimiter
-from ._models import Page
-from ._planning import PullPlan, PullSettings, Window, page_offsets, split_window
-from ._retry import RetryBudget
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.retry import RetryBudget
+from callsessions.protocol.planning import (
+    PullPlan,
+    PullSettings,
+    Window,
+    page_offsets,
+    split_window,
+)
+from callsessions.protocol.records import Page
+from callsessions.pull.checkpoint import Checkpoint
 
 __all__ = ["PullStream", "PullSummary", "WindowProblem"]
 

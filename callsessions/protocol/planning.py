@@ -20,8 +20,8 @@ import attrs
 import orjson
 from attrs import field, frozen
 
-from ._errors import InvalidQueryError
-from ._query import SessionQuery
+from callsessions.errors import InvalidQueryError
+from callsessions.protocol.query import SessionQuery
 
 __all__ = [
     "PullPlan",

@@ -23,9 +23,10 @@ from typing import Any
 
 import orjson
 
-from ._errors import InvalidQueryError
-from ._files import atomic_write
-from ._planning import PullPlan
+from callsessions.errors import InvalidQueryError
+from callsessions.protocol.planning import PullPlan
+
+from callsessions._files import atomic_write
 
 __all__ = ["Checkpoint"]
 

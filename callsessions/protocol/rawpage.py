@@ -17,7 +17,7 @@ the bytes (msgspec cannot give a Struct's own raw bytes in one pass).
 
 Pure: no aiohttp, no asyncio. Bodies the fast decoders refuse (not JSON, the wrong shape,
 an item that is not an object, an ``id`` or a date that is not a string, ...) go to a slow
-path that parses with ``orjson`` as :func:`~callsessions._protocol.parse_page` does, so a
+path that parses with ``orjson`` as :func:`~callsessions.protocol.wire.parse_page` does, so a
 body is accepted or refused as the full parse would, with the same messages.
 
 Known differences from the full parse, by design:
@@ -42,7 +42,7 @@ import msgspec
 import orjson
 from attrs import frozen
 
-from ._errors import DecodeError
+from callsessions.errors import DecodeError
 
 __all__ = ["RawPage", "parse_raw_page"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from attrs import frozen
 
-from ._errors import (
+from callsessions.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -29,8 +29,8 @@ from ._errors import (
     ServerError,
     TokenExpiredError,
 )
-from ._gcpause import gc_paused
-from ._query import DEFAULT_WIRE_NAMES, SessionQuery, WireNames
+from callsessions.protocol.gcpause import gc_paused
+from callsessions.protocol.query import DEFAULT_WIRE_NAMES, SessionQuery, WireNames
 
 __all__ = [
     "DEFAULT_ENDPOINT_PATH",

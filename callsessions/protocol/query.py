@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from ._errors import InvalidQueryError
+from callsessions.errors import InvalidQueryError
 
 __all__ = [
     "ALL_FIELDS",

@@ -17,9 +17,14 @@ from typing import Protocol
 import aiohttp
 from attrs import frozen
 
-from . import __about__
-from ._errors import ConnectionFailedError, DecodeError, RequestTimeoutError, TransportError
-from ._protocol import HTTPRequest, HTTPResponse
+from callsessions import __about__
+from callsessions.errors import (
+    ConnectionFailedError,
+    DecodeError,
+    RequestTimeoutError,
+    TransportError,
+)
+from callsessions.protocol.wire import HTTPRequest, HTTPResponse
 
 __all__ = ["DEFAULT_MAX_BODY", "AiohttpTransport", "StreamedResponse", "Transport"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from ._protocol import HTTPRequest, HTTPResponse
-from ._transport import StreamedResponse
+from callsessions.http.transport import StreamedResponse
+from callsessions.protocol.wire import HTTPRequest, HTTPResponse
 
 __all__ = ["MockTransport", "json_response"]
 

@@ -33,11 +33,10 @@ from typing import Any, Literal, NoReturn
 import orjson
 from attrs import frozen
 
-from .__about__ import __version__
-from ._auth import Auth, PasswordAuth, Secret, TokenAuth
-from ._bulk import CheckpointError, PullOutcome, checkpoint_path
-from ._client import MAX_CONCURRENCY, CallSessionsClient, ClientConfig, ExportResult
-from ._errors import (
+from callsessions.__about__ import __version__
+from callsessions.cli.progress import Progress, wants_progress
+from callsessions.client import MAX_CONCURRENCY, CallSessionsClient, ClientConfig, ExportResult
+from callsessions.errors import (
     CallSessionsError,
     DecodeError,
     InvalidQueryError,
@@ -46,12 +45,28 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._files import atomic_write
-from ._progress import Progress, wants_progress
-from ._pull import PullSummary
-from ._query import ALL_FIELDS, DATE_FIELDS, SORT_KEYS, CallStatus, ExportFormat, SessionQuery
-from ._retry import RetryPolicy
-from .sinks import FORMATS, OutputClosedError, OutputMismatchError, format_for, open_sink, read_ids
+from callsessions.http.auth import Auth, PasswordAuth, Secret, TokenAuth
+from callsessions.http.retry import RetryPolicy
+from callsessions.protocol.query import (
+    ALL_FIELDS,
+    DATE_FIELDS,
+    SORT_KEYS,
+    CallStatus,
+    ExportFormat,
+    SessionQuery,
+)
+from callsessions.pull.bulk import CheckpointError, PullOutcome, checkpoint_path
+from callsessions.pull.engine import PullSummary
+from callsessions.sinks import (
+    FORMATS,
+    OutputClosedError,
+    OutputMismatchError,
+    format_for,
+    open_sink,
+    read_ids,
+)
+
+from callsessions._files import atomic_write
 
 __all__ = ["main"]
 
@@ -391,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--out", required=True, type=Path, metavar="PATH", help="where to save it")
     _add_output(export)
 
-    from .sim import add_arguments as add_sim_arguments
+    from callsessions.sim import add_arguments as add_sim_arguments
 
     sim = sub.add_parser(
         "sim",
@@ -911,7 +926,7 @@ def _human_bytes(n: int) -> str:
 
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
-    from .sim import config_from_args, serve
+    from callsessions.sim import config_from_args, serve
 
     config = _prepared(ns, lambda: config_from_args(ns))
 
@@ -928,7 +943,7 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
 
 
 def _cmd_demo(ns: argparse.Namespace) -> int:
-    from .sim import FaultConfig, SimConfig, SimServer
+    from callsessions.sim import FaultConfig, SimConfig, SimServer
 
     out: Path = ns.out
 

@@ -22,7 +22,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from ._errors import (
+from callsessions.errors import (
     ConnectionFailedError,
     DecodeError,
     InvalidQueryError,

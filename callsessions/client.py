@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import attrs
 from attrs import field, frozen
 
-from ._auth import Auth, Secret, TokenAuth
-from ._bulk import PullOutcome, PullProgress, pull_to
-from ._checkpoint import Checkpoint
-from ._convert import structure_sessions
-from ._errors import (
+from callsessions.errors import (
     CallSessionsError,
     ConnectionFailedError,
     InvalidQueryError,
@@ -31,10 +27,13 @@ from ._errors import (
     ThrottledOutError,
     TokenExpiredError,
 )
-from ._files import OutputLock
-from ._limiter import AdaptiveLimiter
-from ._models import CallSession, Page
-from ._planning import (
+from callsessions.http.auth import Auth, Secret, TokenAuth
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.ratelimit import AdaptiveRateLimiter, RateLimiter
+from callsessions.http.retry import RetryBudget, RetryPolicy
+from callsessions.http.transport import DEFAULT_MAX_BODY, AiohttpTransport, Transport
+from callsessions.protocol.convert import structure_sessions
+from callsessions.protocol.planning import (
     ONE_SECOND,
     PullPlan,
     PullSettings,
@@ -44,7 +43,16 @@ from ._planning import (
     range_check,
     split_times,
 )
-from ._protocol import (
+from callsessions.protocol.query import (
+    DEFAULT_WIRE_NAMES,
+    MAX_PAGE_SIZE,
+    SORT_KEYS,
+    SessionQuery,
+    WireNames,
+    snake_case,
+)
+from callsessions.protocol.records import CallSession, Page
+from callsessions.protocol.wire import (
     DEFAULT_ENDPOINT_PATH,
     HTTPRequest,
     HTTPResponse,
@@ -55,23 +63,16 @@ from ._protocol import (
     parse_page,
     peek_count,
 )
-from ._pull import PullEngine, PullStream, PullSummary, RequestContext
-from ._query import (
-    DEFAULT_WIRE_NAMES,
-    MAX_PAGE_SIZE,
-    SORT_KEYS,
-    SessionQuery,
-    WireNames,
-    snake_case,
-)
-from ._retry import RetryBudget, RetryPolicy
-from ._transport import DEFAULT_MAX_BODY, AiohttpTransport, Transport
-from .http.ratelimit import AdaptiveRateLimiter, RateLimiter
+from callsessions.pull.bulk import PullOutcome, PullProgress, pull_to
+from callsessions.pull.checkpoint import Checkpoint
+from callsessions.pull.engine import PullEngine, PullStream, PullSummary, RequestContext
+
+from ._files import OutputLock
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from .sinks import Sink
+    from callsessions.sinks import Sink
 
 __all__ = ["CallSessionsClient", "ClientConfig", "ExportResult"]
 

@@ -22,16 +22,17 @@ import attrs
 import orjson
 from attrs import frozen
 
-from ._checkpoint import Checkpoint
-from ._errors import CallSessionsError, IncompletePullError
-from ._files import OutputLock
-from ._planning import PullPlan
-from ._pull import PullSummary
-from ._query import SessionQuery
+from callsessions.errors import CallSessionsError, IncompletePullError
+from callsessions.protocol.planning import PullPlan
+from callsessions.protocol.query import SessionQuery
+from callsessions.pull.checkpoint import Checkpoint
+from callsessions.pull.engine import PullSummary
+
+from callsessions._files import OutputLock
 
 if TYPE_CHECKING:
-    from ._client import CallSessionsClient
-    from .sinks import Sink
+    from callsessions.client import CallSessionsClient
+    from callsessions.sinks import Sink
 
 __all__ = ["CheckpointError", "PullOutcome", "PullProgress", "checkpoint_path", "pull_to"]
 
@@ -114,7 +115,7 @@ async def pull_to(
     started = time.monotonic()
     if max_items is not None and (isinstance(max_items, bool) or max_items < 1):
         raise CheckpointError(f"max_items must be a positive integer, got {max_items!r}")
-    from .sinks import format_for, open_sink
+    from callsessions.sinks import format_for, open_sink
 
     query = source.query if isinstance(source, PullPlan) else source
     if isinstance(out, str | os.PathLike):
@@ -285,7 +286,7 @@ class _Run:
         self, cp: Checkpoint, index: int, records: int, summary: PullSummary, partial: bool
     ) -> None:
         """A window ended: make it durable in the output, then record it."""
-        from .sinks import window_key
+        from callsessions.sinks import window_key
 
         key = window_key(cp.plan.windows[index])
         cp.position = await self._off(self.sink.commit, key)

@@ -15,8 +15,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from ._errors import APIError, DecodeError, InvalidQueryError
-from ._protocol import HTTPRequest, HTTPResponse, error_from_response, join_url, jwt_expiry
+from callsessions.errors import APIError, DecodeError, InvalidQueryError
+from callsessions.protocol.wire import (
+    HTTPRequest,
+    HTTPResponse,
+    error_from_response,
+    join_url,
+    jwt_expiry,
+)
 
 __all__ = ["Auth", "PasswordAuth", "Secret", "TokenAuth"]
 

@@ -1,0 +1,1 @@
+"""Many requests: the pull engine, the stream, the checkpoint, pull_to."""
