@@ -190,7 +190,16 @@ class TransportError(_RequestError):
 
 
 class ConnectionFailedError(TransportError):
-    """The connection was refused, reset or closed before the whole body arrived."""
+    """The connection was refused, reset or closed before the whole body arrived.
+
+    ``lasting`` is True for failures that do not heal in seconds (a host name that does not
+    resolve, a TLS handshake that fails): they are retried once at most."""
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", lasting: bool = False
+    ) -> None:
+        self.lasting = lasting
+        super().__init__(message, method=method, path=path)
 
 
 class RequestTimeoutError(TransportError):

@@ -56,6 +56,8 @@ def _should_retry(state: RetryCallState) -> bool:
         return False
     if isinstance(exc, DecodeError) and not exc.transient:
         return state.attempt_number < 2
+    if isinstance(exc, ConnectionFailedError) and exc.lasting:
+        return state.attempt_number < 2
     return exc is not None and is_retryable(exc)
 
 
@@ -120,7 +122,7 @@ class RetryPolicy:
     def retrying(
         self,
         budget: RetryBudget | None = None,
-        on_retry: Callable[[BaseException, float], None] | None = None,
+        on_retry: Callable[[BaseException, float, int], None] | None = None,
     ) -> AsyncRetrying:
         """tenacity's ``AsyncRetrying`` for one request under this policy."""
 
@@ -133,7 +135,7 @@ class RetryPolicy:
                 exc = state.outcome.exception()
                 if exc is not None:
                     sleep = state.next_action.sleep if state.next_action else 0.0
-                    on_retry(exc, sleep)
+                    on_retry(exc, sleep, state.attempt_number)
 
         return AsyncRetrying(
             stop=stop_any(

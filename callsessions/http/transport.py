@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from attrs import frozen
 
-from callsessions import __about__
+from callsessions.__about__ import __version__
 from callsessions.errors import (
     ConnectionFailedError,
     DecodeError,
@@ -61,7 +61,7 @@ class Transport(Protocol):
 
 def _headers(request: HTTPRequest, authorization: str | None) -> dict[str, str]:
     headers = dict(request.headers)
-    headers.setdefault("User-Agent", f"callsessions/{__about__.__version__}")
+    headers.setdefault("User-Agent", f"callsessions/{__version__}")
     if authorization is not None:
         headers["Authorization"] = authorization
     return headers
@@ -186,13 +186,29 @@ class AiohttpTransport:
             await self._session.close()
 
 
+#: failures that do not heal in seconds: no name for the host, a TLS handshake that fails
+#: (an https URL for a plain-HTTP server, a bad certificate)
+_LASTING: tuple[type[BaseException], ...] = tuple(
+    t
+    for t in (
+        getattr(aiohttp, "ClientConnectorDNSError", None),
+        aiohttp.ClientConnectorSSLError,
+        aiohttp.ClientConnectorCertificateError,
+        aiohttp.ClientSSLError,
+    )
+    if isinstance(t, type)
+)
+
+
 def _map_error(exc: BaseException, request: HTTPRequest) -> BaseException:
     """aiohttp's and asyncio's failures as our transport errors (other errors unchanged)."""
-    where = {"method": request.method, "path": request.path}
+    where: dict[str, Any] = {"method": request.method, "path": request.path}
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return RequestTimeoutError("no complete response within the timeout", **where)
+    if isinstance(exc, _LASTING):
+        return ConnectionFailedError(f"{type(exc).__name__}: {exc}", lasting=True, **where)
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
         return ConnectionFailedError(f"{type(exc).__name__}: {exc}", **where)
     if isinstance(exc, aiohttp.ClientError):

@@ -22,16 +22,18 @@ import attrs
 import orjson
 from attrs import frozen
 
+from callsessions._files import OutputLock
 from callsessions.errors import CallSessionsError, IncompletePullError
+from callsessions.http.pipeline import RequestPipeline
 from callsessions.protocol.planning import PullPlan
 from callsessions.protocol.query import SessionQuery
+from callsessions.protocol.records import Page
 from callsessions.pull.checkpoint import Checkpoint
-from callsessions.pull.engine import PullSummary
-
-from callsessions._files import OutputLock
+from callsessions.pull.engine import PullStream, PullSummary
+from callsessions.pull.pages import pull_pages
+from callsessions.pull.planner import plan_pull, pull_query
 
 if TYPE_CHECKING:
-    from callsessions.client import CallSessionsClient
     from callsessions.sinks import Sink
 
 __all__ = ["CheckpointError", "PullOutcome", "PullProgress", "checkpoint_path", "pull_to"]
@@ -99,7 +101,7 @@ def _described(query: SessionQuery) -> Any:
 
 
 async def pull_to(
-    client: CallSessionsClient,
+    pipeline: RequestPipeline,
     source: SessionQuery | PullPlan,
     out: str | os.PathLike[str] | Sink,
     *,
@@ -111,7 +113,8 @@ async def pull_to(
     progress: PullProgress | None = None,
 ) -> PullOutcome:
     """Pull ``source`` into ``out`` (a path whose extension picks the format, or a sink),
-    resumable from ``<out>.checkpoint``; see ``CallSessionsClient.pull_to``."""
+    resumable from ``<out>.checkpoint``, through ``pipeline``; see
+    ``CallSessionsClient.pull_to``."""
     started = time.monotonic()
     if max_items is not None and (isinstance(max_items, bool) or max_items < 1):
         raise CheckpointError(f"max_items must be a positive integer, got {max_items!r}")
@@ -132,7 +135,7 @@ async def pull_to(
     io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callsessions-sink")
     try:
         sink.check()
-        run = _Run(client, sink, fmt, resumable, progress, dedupe, concurrency, max_items, io)
+        run = _Run(pipeline, sink, fmt, resumable, progress, dedupe, concurrency, max_items, io)
         return await run.go(source, _described(query), resume, started)
     finally:
         io.shutdown(wait=True)
@@ -145,7 +148,7 @@ class _Run:
 
     def __init__(
         self,
-        client: CallSessionsClient,
+        pipeline: RequestPipeline,
         sink: Sink,
         fmt: str | None,
         resumable: bool,
@@ -156,7 +159,7 @@ class _Run:
         io: ThreadPoolExecutor,
     ) -> None:
         self._io = io
-        self.client = client
+        self.pipeline = pipeline
         self.sink = sink
         #: the output's format, as the checkpoint records it
         self.format = fmt
@@ -227,7 +230,9 @@ class _Run:
             if isinstance(source, PullPlan):
                 plan = source
             else:
-                plan, planning = await self.client._plan_counted(source)
+                ctx = self.pipeline.fresh_context()
+                query = pull_query(source, self.pipeline.config.page_size)
+                plan, planning = await plan_pull(self.pipeline, query, ctx), ctx.summary
             cp = Checkpoint(self.cp_path, plan)
             cp.source, cp.format = described, self.format
             if self.resumable:
@@ -244,7 +249,7 @@ class _Run:
             await self._off(self.sink.close)
         await self._off(cp.remove)
         overall = _merged(summary, planning, started)
-        overall.rate = self.client.rate
+        overall.rate = self.pipeline.rate.rate
         return PullOutcome(overall, self.sink.path, resumed, False, stopped)
 
     async def _stream(self, cp: Checkpoint) -> tuple[PullSummary, bool]:
@@ -253,9 +258,11 @@ class _Run:
         resumed = sum(cp.done.values())
         if self.progress is not None:
             self.progress.start(cp.plan.estimated_total, resumed)
-        stream = self.client.pages(
-            cp.plan.select(todo), raw=True, concurrency=self.concurrency, dedupe=self.dedupe
+        summary = PullSummary()
+        pages = pull_pages(
+            self.pipeline, cp.plan.select(todo), True, self.concurrency, None, summary, self.dedupe
         )
+        stream: PullStream[Page[dict[str, Any]]] = PullStream(pages, summary, records=False)
         in_window, written = 0, 0
         try:
             async with stream:

@@ -23,10 +23,9 @@ from typing import Any
 
 import orjson
 
+from callsessions._files import atomic_write
 from callsessions.errors import InvalidQueryError
 from callsessions.protocol.planning import PullPlan
-
-from callsessions._files import atomic_write
 
 __all__ = ["Checkpoint"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -32,8 +31,7 @@ from callsessions.errors import (
     MissingIdError,
     PaginationError,
 )
-from callsessions.http.limiter import AdaptiveLimiter
-from callsessions.http.retry import RetryBudget
+from callsessions.http.pipeline import RequestContext
 from callsessions.protocol.planning import (
     PullPlan,
     PullSettings,
@@ -42,90 +40,14 @@ from callsessions.protocol.planning import (
     split_window,
 )
 from callsessions.protocol.records import Page
+from callsessions.protocol.summary import PullSummary, WindowProblem
 from callsessions.pull.checkpoint import Checkpoint
 
-__all__ = ["PullStream", "PullSummary", "WindowProblem"]
+__all__ = ["PullEngine", "PullStream", "PullSummary", "RequestContext", "WindowProblem"]
 
 log = logging.getLogger("callsessions")
 
 T = TypeVar("T")
-
-
-@frozen
-class WindowProblem:
-    """A window that could not be gathered completely: how many records its count promised
-    and how many unique ones arrived."""
-
-    window: Window
-    expected: int
-    gathered: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.window}: {self.gathered} of {self.expected} records ({self.reason})"
-
-
-@define
-class PullSummary:
-    """What a pull did. ``requests`` counts every HTTP attempt, retries included;
-    ``planning_requests`` those spent counting and splitting rather than on pages."""
-
-    records: int = 0
-    windows: int = 0
-    pages: int = 0
-    requests: int = 0
-    planning_requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    throttled_seconds: float = 0.0
-    rewalks: int = 0
-    splits: int = 0
-    duplicates_dropped: int = 0
-    lowest_concurrency: int = 0
-    elapsed: float = 0.0
-    problems: list[WindowProblem] = field(factory=list)
-    #: the pace in force at the end (requests/s), None if the server never throttled
-    rate: float | None = None
-    #: structured records only: values of an unexpected type kept as they came, by field
-    type_mismatches: Counter[str] = field(factory=Counter)
-
-    @property
-    def complete(self) -> bool:
-        return not self.problems
-
-    def as_dict(self) -> dict[str, Any]:
-        out = attrs.asdict(self, recurse=False)
-        out["problems"] = [str(p) for p in self.problems]
-        out["type_mismatches"] = dict(self.type_mismatches)
-        out["complete"] = self.complete
-        return out
-
-    def line(self) -> str:
-        """One human line: records, windows, requests, retries, time, throughput."""
-        rate = self.records / self.elapsed if self.elapsed > 0 else 0.0
-        text = (
-            f"{self.records} records in {self.windows} windows, {self.requests} requests "
-            f"({self.planning_requests} planning), {self.retries} retries"
-        )
-        if self.throttled:
-            text += f" ({self.throttled} throttled, {self.throttled_seconds:.1f}s waited"
-            text += f", paced at {self.rate:.1f} req/s)" if self.rate is not None else ")"
-        if self.rewalks:
-            text += f", {self.rewalks} re-walks"
-        text += f", {self.elapsed:.1f}s, {rate:,.0f} records/s"
-        if self.problems:
-            text += f"; INCOMPLETE: {len(self.problems)} window(s)"
-        return text
-
-
-@define
-class RequestContext:
-    """What the single-request path shares within one pull: counters, the retry budget and
-    the limiter."""
-
-    summary: PullSummary
-    budget: RetryBudget
-    limiter: AdaptiveLimiter | None = None
 
 
 #: fetch(window, offset, limit) -> Page of records (structured or raw)

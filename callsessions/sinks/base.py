@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 if TYPE_CHECKING:  # only for the annotation: the sinks never import the client at run time
-    from callsessions import Window
+    from callsessions.protocol.planning import Window
 
 __all__ = [
     "FIELD_KINDS",

@@ -1,0 +1,193 @@
+"""The pages of a pull: the engine (``engine.PullEngine``) fed by the request pipeline.
+
+``pull_pages`` plans the source (or takes a plan, or a checkpoint's plan), and gives the
+engine two ways to fetch a page: parsed at once, or kept as bytes until its turn comes
+(``_Body``), so that pages waiting in the queue are compact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+from attrs import frozen
+
+from callsessions.errors import InvalidQueryError
+from callsessions.http.config import MAX_CONCURRENCY
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.pipeline import RequestPipeline
+from callsessions.protocol.convert import structure_sessions
+from callsessions.protocol.planning import PullPlan, Window
+from callsessions.protocol.query import SessionQuery, snake_case
+from callsessions.protocol.records import CallSession, Page
+from callsessions.protocol.summary import PullSummary
+from callsessions.protocol.wire import HTTPResponse, parse_page, peek_count
+from callsessions.pull.checkpoint import Checkpoint
+from callsessions.pull.engine import PullEngine
+from callsessions.pull.planner import plan_pull, pull_query
+
+__all__ = ["Dedupe", "pull_pages"]
+
+log = logging.getLogger("callsessions")
+
+RawRecord = dict[str, Any]
+#: "window": drop ids seen twice within a window (windows are disjoint on the date column);
+#: "pull": also across windows, keeping every id delivered (memory grows with the pull)
+Dedupe = Literal["window", "pull"]
+
+
+async def pull_pages(
+    pipeline: RequestPipeline,
+    source: SessionQuery | PullPlan,
+    raw: bool,
+    concurrency: int | None,
+    checkpoint: Checkpoint | None,
+    summary: PullSummary,
+    dedupe: Dedupe = "window",
+) -> AsyncGenerator[Page[Any], None]:
+    """Every page of a pull, in order, each record once (see ``client.sessions``)."""
+    config = pipeline.config
+    if dedupe not in ("window", "pull"):
+        raise InvalidQueryError("dedupe", dedupe, "allowed: window, pull")
+    bound = concurrency if concurrency is not None else config.concurrency
+    if isinstance(bound, bool) or not isinstance(bound, int) or not 1 <= bound <= MAX_CONCURRENCY:
+        raise InvalidQueryError(
+            "concurrency", bound, f"must be an integer from 1 to {MAX_CONCURRENCY}"
+        )
+    ctx = attrs.evolve(pipeline.fresh_context(AdaptiveLimiter(bound)), summary=summary)
+    if not isinstance(source, PullPlan | SessionQuery):
+        raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
+    if checkpoint is not None:
+        # Resuming: the checkpoint's plan is pulled (no planning again), provided it was
+        # made for this source.
+        _check_checkpoint_source(checkpoint, source, lambda q: pull_query(q, config.page_size))
+        plan = checkpoint.plan
+    elif isinstance(source, PullPlan):
+        plan = source
+    else:
+        plan = await plan_pull(pipeline, pull_query(source, config.page_size), ctx)
+    base = plan.query
+
+    def request(window: Window, offset: int, limit: int) -> Any:
+        query = attrs.evolve(base, start=window.start, end=window.end, offset=offset)
+        return pipeline.request_for(attrs.evolve(query, page_size=limit))
+
+    async def fetch(window: Window, offset: int, limit: int) -> Page[Any]:
+        data = await pipeline.page_data(request(window, offset, limit), ctx)
+        items: list[Any] = data.items if raw else _structured(data.items, summary)
+        return Page(items=items, count=data.count, offset=offset, limit=limit)
+
+    async def fetch_pending(window: Window, offset: int, limit: int) -> _Body:
+        req = request(window, offset, limit)
+        body = await pipeline.body(req, ctx)
+        return _Body(body, offset, limit, None if raw else summary, req.path)
+
+    engine: PullEngine[Any] = PullEngine(
+        plan,
+        fetch,
+        _raw_id if raw else _record_id,
+        ctx,
+        concurrency=bound,
+        max_rewalks=config.max_rewalks,
+        checkpoint=checkpoint,
+        fetch_pending=fetch_pending,
+        delivered=set() if dedupe == "pull" else None,
+        date_of=_date_reader(base.effective_date_field.value, raw),
+    )
+    pages = engine.pages()
+    try:
+        async for page in pages:
+            yield page
+    finally:
+        await pages.aclose()
+
+
+@frozen
+class _Body:
+    """A page body that arrived whole, parsed (and structured) only when its turn comes, so
+    that pages waiting in a pull's queue are compact bytes, not thousands of objects."""
+
+    body: bytes
+    offset: int
+    limit: int
+    #: where structured records count their type mismatches; None for raw records
+    structure_into: PullSummary | None
+    path: str
+
+    def count_hint(self) -> int | None:
+        return peek_count(self.body)
+
+    def parse(self) -> Page[Any]:
+        data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
+        into = self.structure_into
+        items: list[Any] = data.items if into is None else _structured(data.items, into)
+        return Page(items=items, count=data.count, offset=self.offset, limit=self.limit)
+
+
+def _structured(items: list[RawRecord], summary: PullSummary) -> list[CallSession]:
+    """Structure a page, counting values of an unexpected type in the summary; the first of
+    each field is logged once as a warning (the record keeps the value as it came)."""
+    counts = summary.type_mismatches
+    known = len(counts)
+    records = structure_sessions(items, counts)
+    if len(counts) > known:
+        for name in list(counts)[known:]:
+            log.warning(
+                "field %s: a value of an unexpected type was kept as it came (counted in "
+                "summary.type_mismatches)",
+                name,
+            )
+    return records
+
+
+def _raw_id(record: RawRecord) -> Any:
+    return record.get("id")
+
+
+def _record_id(record: CallSession) -> Any:
+    return record.id
+
+
+def _date_reader(wire_name: str, raw: bool) -> Callable[[Any], datetime | None]:
+    """Read a record's date column (wire dicts or records), as an aware datetime."""
+    attr = snake_case(wire_name)
+
+    def read(record: Any) -> datetime | None:
+        value = record.get(wire_name) if raw else getattr(record, attr, None)
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        if not isinstance(value, datetime):
+            return None
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    return read
+
+
+def _check_checkpoint_source(
+    checkpoint: Checkpoint,
+    source: SessionQuery | PullPlan,
+    as_pulled: Callable[[SessionQuery], SessionQuery],
+) -> None:
+    """A checkpoint resumes only the pull it was written for."""
+    have = checkpoint.plan
+    if isinstance(source, PullPlan):
+        same = source == have
+    else:
+        wanted = as_pulled(source)
+        # A range left open was found while planning: compare with what was found.
+        wanted = attrs.evolve(
+            wanted,
+            start=wanted.start if wanted.start is not None else have.query.start,
+            end=wanted.end if wanted.end is not None else have.query.end,
+        )
+        same = wanted == have.query
+    if not same:
+        raise InvalidQueryError(
+            "checkpoint", str(checkpoint.path), "was written for another query or plan"
+        )

@@ -1,0 +1,137 @@
+"""Planning a pull: the query as a pull runs it, its range, and its windows from counts.
+
+The arithmetic is pure (``callsessions.protocol.planning``); this drives it with the count
+requests it needs, through the client's request pipeline (so planning is paced and retried
+like every other request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+
+import attrs
+
+from callsessions.errors import CallSessionsError, InvalidQueryError, PaginationError
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.pipeline import RequestContext, RequestPipeline
+from callsessions.protocol.convert import structure_sessions
+from callsessions.protocol.planning import (
+    ONE_SECOND,
+    PullPlan,
+    Window,
+    bucket_count,
+    layout_windows,
+    range_check,
+    split_times,
+)
+from callsessions.protocol.query import SORT_KEYS, SessionQuery, snake_case
+
+__all__ = ["plan_pull", "pull_query"]
+
+
+def pull_query(query: SessionQuery, page_size: int) -> SessionQuery:
+    """The query as a pull runs it: no paging of its own, ``id`` among the fields, and
+    sorted by the date column first (pages of a window must follow a stable order)."""
+    if query.offset is not None or query.page is not None:
+        raise InvalidQueryError(
+            "offset" if query.offset is not None else "page",
+            query.offset if query.offset is not None else query.page,
+            "a pull walks the pages itself: leave offset and page unset",
+        )
+    if query.export_format is not None:
+        raise InvalidQueryError(
+            "export_format", query.export_format, "a pull reads JSON: use export() for files"
+        )
+    date_key = query.effective_date_field.value
+    if not query.sort:
+        # The date column first; the other sort keys only break its ties, so that pages of
+        # a window follow one order even where many calls share a second.
+        sort: tuple[str, ...] = tuple(
+            "+" + k for k in (date_key, *(k for k in SORT_KEYS if k != date_key))
+        )
+    elif query.sort[0] == "+" + date_key:
+        sort = query.sort
+    else:
+        raise InvalidQueryError(
+            "sort",
+            ",".join(query.sort),
+            f"a pull orders each window by its date column: the first sort key must be "
+            f"+{date_key} (or leave sort unset); use fetch_page for other orders",
+        )
+    size = query.page_size or page_size
+    return attrs.evolve(query.with_id_field(), sort=sort, page_size=size)
+
+
+async def plan_pull(pipeline: RequestPipeline, q: SessionQuery, ctx: RequestContext) -> PullPlan:
+    """Plan ``q`` (a ``pull_query``): find the range if it is open, count it, and cut it
+    into windows that each fit under the offset ceiling, from bucket counts when it does
+    not fit in one."""
+    assert q.page_size is not None
+    config = pipeline.config
+    settings = config.pull_settings(q.page_size)
+    start, end = q.start, q.end
+    if start is None or end is None:
+        found = await _bounds(pipeline, q, ctx)
+        if found is None:
+            return PullPlan(query=q, windows=(), settings=settings)
+        start, end = start or found[0], end or found[1]
+        if not start < end:
+            return PullPlan(query=q, windows=(), settings=settings)
+        q = attrs.evolve(q, start=start, end=end)
+    before = ctx.summary.planning_requests
+    total = await pipeline.count(q, ctx)
+    if total is None or not settings.overflows(total):
+        windows: list[Window] = [Window(start, end, count=total)]
+    else:
+        points = split_times(start, end, bucket_count(total, settings), settings.resolution)
+        # The bucket counts go out together, as many at once as a pull's pages would.
+        counting = attrs.evolve(ctx, limiter=ctx.limiter or AdaptiveLimiter(config.concurrency))
+
+        async def counted(a: datetime, b: datetime) -> Window:
+            n = await pipeline.count(attrs.evolve(q, start=a, end=b), counting)
+            return Window(a, b, count=n or 0)
+
+        buckets = list(
+            await asyncio.gather(*(counted(a, b) for a, b in itertools.pairwise(points)))
+        )
+        if range_check(total, [b.count or 0 for b in buckets]) == "suspect":
+            tiny = attrs.evolve(q, start=start, end=start + settings.resolution)
+            if await pipeline.count(tiny, ctx) == total:
+                # Disjoint parts cannot hold more than the whole (records inserted while
+                # counting aside): the server is not filtering by the range.
+                raise PaginationError(
+                    f"the parts of the range hold {sum(b.count or 0 for b in buckets)} "
+                    f"records, the whole range {total}: the server ignores the range (check "
+                    "the wire names of start, end and date_field)"
+                )
+        windows = layout_windows(buckets, settings)
+    return PullPlan(
+        query=q,
+        windows=tuple(windows),
+        settings=settings,
+        planning_requests=ctx.summary.planning_requests - before,
+    )
+
+
+async def _bounds(
+    pipeline: RequestPipeline, q: SessionQuery, ctx: RequestContext
+) -> tuple[datetime, datetime] | None:
+    """The first and last date of the matching records (two ``limit=1`` requests)."""
+    key = q.effective_date_field.value
+    attr = snake_case(key)
+    found: list[datetime] = []
+    for sign in ("+", "-"):
+        probe = attrs.evolve(q, fields=("id", key), page_size=1, sort=(sign + key,))
+        data = await pipeline.page_data(pipeline.request_for(probe), ctx)
+        ctx.summary.planning_requests += 1
+        if not data.items:
+            return None
+        moment = getattr(structure_sessions(data.items)[0], attr)
+        if not isinstance(moment, datetime):
+            raise CallSessionsError(f"cannot find the range: {key} is missing or not a date")
+        if moment.tzinfo is None:  # a date-time without an offset: taken as UTC
+            moment = moment.replace(tzinfo=UTC)
+        found.append(moment)
+    return found[0].replace(microsecond=0), found[1].replace(microsecond=0) + ONE_SECOND
