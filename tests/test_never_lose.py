@@ -12,6 +12,7 @@ from aiohttp import web
 
 from callsessions import (
     CallSessionsClient,
+    ConnectionFailedError,
     DecodeError,
     IncompletePullError,
     MissingIdError,
@@ -277,3 +278,61 @@ async def test_a_throttled_pull_reports_its_learned_pace() -> None:
 
     line = PullSummary(throttled=3, throttled_seconds=1.5, rate=4.9).line()
     assert "3 throttled, 1.5s waited, paced at 4.9 req/s" in line
+
+
+# -- a host that does not answer (issue 14) -----------------------------------------------------
+
+
+async def test_an_unreachable_host_is_announced_at_once_and_named_at_the_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = client_for(f"http://127.0.0.1:{port}", "t0ken", retry=RetryPolicy.no_wait(attempts=4))
+    with caplog.at_level("WARNING", logger="callsessions"):
+        async with client:
+            with pytest.raises(ConnectionFailedError) as info:
+                await client.count(QUERY)
+    notices = [m for m in caplog.messages if m.startswith("cannot connect to")]
+    assert len(notices) == 1, "said once, not once per retry"
+    assert f"127.0.0.1:{port}" in notices[0] and "attempt 2 of 4" in notices[0]
+    assert f"host 127.0.0.1:{port}; gave up after 4 attempts" in str(info.value)
+    assert "t0ken" not in str(info.value) + "".join(caplog.messages)
+
+
+async def test_failures_that_do_not_heal_in_seconds_are_retried_once() -> None:
+    from callsessions import MockTransport
+
+    calls: list[int] = []
+
+    def handler(request: Any, authorization: str | None) -> Any:
+        calls.append(1)
+        raise ConnectionFailedError("ClientConnectorDNSError: no such host", lasting=True)
+
+    async with CallSessionsClient(
+        "https://nowhere.example.test", token="t", transport=MockTransport(handler),
+        retry=RetryPolicy.no_wait(attempts=6),
+    ) as client:
+        with pytest.raises(ConnectionFailedError, match="gave up after 2 attempts"):
+            await client.count(QUERY)
+    assert len(calls) == 2
+
+
+def test_dns_and_tls_errors_are_mapped_as_lasting() -> None:
+    import aiohttp
+
+    from callsessions.http.transport import _map_error
+    from callsessions.protocol.wire import HTTPRequest
+
+    request = HTTPRequest("GET", "https://nowhere.example.test/api")
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("nowhere.example.test", 443, True, True, None, None, None, None)
+    dns = aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known"))
+    mapped = _map_error(dns, request)
+    assert isinstance(mapped, ConnectionFailedError) and mapped.lasting
+    reset = _map_error(aiohttp.ClientConnectionError("reset"), request)
+    assert isinstance(reset, ConnectionFailedError) and not reset.lasting
