@@ -28,7 +28,6 @@ from attrs import define, field, frozen
 from callsessions.errors import (
     DecodeError,
     IncompletePullError,
-    MissingIdError,
     PaginationError,
 )
 from callsessions.http.pipeline import RequestContext
@@ -37,10 +36,10 @@ from callsessions.protocol.planning import (
     PullSettings,
     Window,
     page_offsets,
-    split_window,
 )
 from callsessions.protocol.records import Page
 from callsessions.protocol.summary import PullSummary, WindowProblem
+from callsessions.protocol.walk import WindowWalk, page_ids
 from callsessions.pull.checkpoint import Checkpoint
 
 __all__ = ["PullEngine", "PullStream", "PullSummary", "RequestContext", "WindowProblem"]
@@ -163,14 +162,12 @@ class PullStream(Generic[T]):
 
 
 @define
-class _WindowState:
-    """What the consumer knows of the window it is reading."""
+class _WindowState(Generic[T]):
+    """What the consumer knows of the window it is reading: its walk (the decisions), and
+    the scheduling around it."""
 
     index: int
-    window: Window
-    seen: set[Any] = field(factory=set)
-    count: int | None = None
-    previous_ids: list[Any] | None = None
+    walk: WindowWalk[T]
     first: bool = True
     #: the count that made this window too full to read; its pages are skipped, and it is
     #: pulled again as sub-windows
@@ -181,6 +178,10 @@ class _WindowState:
     #: pages past the plan's estimate, requested as soon as the first page told the count
     tail: list[asyncio.Task[Any]] = field(factory=list)
     tail_end: int = 0
+
+    @property
+    def window(self) -> Window:
+        return self.walk.window
 
 
 class PullEngine(Generic[T]):
@@ -303,9 +304,9 @@ class PullEngine(Generic[T]):
                     "count to split it by; use a narrower range",
                     [WindowProblem(window, offset, offset, "no count, over the ceiling")],
                 )
-            previous = _ids(page.items, self.ident, window)
+            previous = page_ids(page.items, self.ident, window)
             page = await self.fetch(window, offset, min(P, self.settings.capacity - offset))
-            if page.items and _ids(page.items, self.ident, window) == previous:
+            if page.items and page_ids(page.items, self.ident, window) == previous:
                 raise PaginationError(
                     f"the page at offset {offset} repeats the previous page's ids: the "
                     "server ignores the offset (check the wire names)"
@@ -327,7 +328,7 @@ class PullEngine(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         producer = asyncio.ensure_future(self._produce(queue, indexes))
         held: Page[T] | None = None
-        state: _WindowState | None = None
+        state: _WindowState[T] | None = None
         incomplete: set[int] = set()
         try:
             while True:
@@ -337,7 +338,7 @@ class PullEngine(Generic[T]):
                 if isinstance(item, _Failure):
                     raise item.error
                 if isinstance(item, _WindowStart):
-                    state, held = _WindowState(item.index, item.window, planned=item.planned), None
+                    state, held = self._state(item), None
                     continue
                 assert state is not None
                 if isinstance(item, _WindowEnd):
@@ -352,16 +353,17 @@ class PullEngine(Generic[T]):
                         if len(self.summary.problems) > problems_before:
                             incomplete.add(state.index)
                         if extra:
-                            base = held if held is not None else Page([], state.count, 0, None)
+                            count = state.walk.count
+                            base = held if held is not None else Page([], count, 0, None)
                             held = attrs.evolve(base, items=[*base.items, *extra])
                     self.summary.windows += 1 if self.top else 0
                     self.summary.elapsed = time.monotonic() - started
-                    last = held if held is not None else Page([], state.count, 0, None)
+                    last = held if held is not None else Page([], state.walk.count, 0, None)
                     held = None
                     yield attrs.evolve(last, window=state.index, final=True)
                     # An incomplete window is not recorded: a resumed pull tries it again.
                     if self.checkpoint is not None and state.index not in incomplete:
-                        self.checkpoint.mark_done(state.index, len(state.seen))
+                        self.checkpoint.mark_done(state.index, len(state.walk.seen))
                     continue
                 self._room.release()  # a page item: taken out of the waiting room
                 if state.overflow is not None:
@@ -369,14 +371,14 @@ class PullEngine(Generic[T]):
                     state.wasted += 1
                     continue
                 page = await self._parse(await item, state.window)
-                if state.first and page.count is not None and self.settings.overflows(page.count):
+                if state.first and state.walk.overflows(page.count):
                     # Too full to read below the ceiling: skip its pages, split it at the end.
                     state.overflow, state.wasted = page.count, 1
                     continue
                 if state.first:
                     self._spawn_tail(state, page.count)
                 state.first = False
-                fresh = self._take(state, page)
+                fresh = state.walk.take(page)
                 if held is not None:
                     self.summary.elapsed = time.monotonic() - started
                     yield held
@@ -412,53 +414,17 @@ class PullEngine(Generic[T]):
             log.info("refetching a page that did not parse: %s", exc)
             return await self.fetch(window, pending.offset, pending.limit)
 
-    def _take(self, state: _WindowState, page: Page[T]) -> Page[T]:
-        """Record a page's ids in its window; the page with only records not seen before."""
-        ids = _ids(page.items, self.ident, state.window)
-        if state.previous_ids is not None and ids and ids == state.previous_ids:
-            raise PaginationError(
-                f"the page at offset {page.offset} holds exactly the ids of the "
-                "previous page: the server ignores the offset (check the wire names)"
-            )
-        state.previous_ids = ids
-        if self.date_of is not None and page.items:
-            self._check_range(state.window, page)
-        seen = state.seen
-        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
-            fresh = page
-        else:
-            kept: list[T] = []
-            for record, key in zip(page.items, ids, strict=True):
-                if key not in seen:
-                    seen.add(key)
-                    kept.append(record)
-            self.summary.duplicates_dropped += len(page.items) - len(kept)
-            fresh = attrs.evolve(page, items=kept)
-        seen.update(ids)
-        if self.delivered is not None:
-            fresh = attrs.evolve(fresh, items=self._once_per_pull(fresh.items))
-        self.summary.records += len(fresh.items)
-        self.summary.pages += 1
-        if page.count is not None:
-            # The largest count seen: pages complete out of order, and with records inserted
-            # meanwhile only the newest count covers every id gathered.
-            state.count = page.count if state.count is None else max(state.count, page.count)
-        return fresh
-
-    def _check_range(self, window: Window, page: Page[T]) -> None:
-        """A page's first and last records (it is sorted by the date column) must lie in
-        the window: otherwise the server does not filter by the range, and the windows are
-        not what they seem. Both ends are accepted, as API.md does not say whether ``to``
-        is inclusive."""
-        assert self.date_of is not None
-        for record in (page.items[0], page.items[-1]):
-            moment = self.date_of(record)
-            if moment is not None and not window.start <= moment <= window.end:
-                raise PaginationError(
-                    f"a record dated {moment.isoformat()} came back for the window {window}: "
-                    "the server ignores the range (check the wire names of start, end and "
-                    "date_field)"
-                )
+    def _state(self, start: _WindowStart) -> _WindowState[T]:
+        walk: WindowWalk[T] = WindowWalk(
+            start.window,
+            self.settings,
+            self.ident,
+            self.summary,
+            date_of=self.date_of,
+            delivered=self.delivered,
+            max_rewalks=self.max_rewalks,
+        )
+        return _WindowState(start.index, walk, planned=start.planned)
 
     def _early_tail_callback(
         self, index: int, window: Window, planned: int
@@ -483,7 +449,7 @@ class PullEngine(Generic[T]):
         end = tail[-1][0] + tail[-1][1] if tail else planned
         return [self._spawn(window, o, n) for o, n in tail], end
 
-    def _spawn_tail(self, state: _WindowState, count: int | None) -> None:
+    def _spawn_tail(self, state: _WindowState[T], count: int | None) -> None:
         """The first page's count is above the plan's estimate: request the missing pages
         now (unless that was done already when the page arrived)."""
         early = self._early_tails.pop(state.index, None)
@@ -495,37 +461,36 @@ class PullEngine(Generic[T]):
             return
         state.tail, state.tail_end = self._tail_tasks(state.window, count, planned)
 
-    async def _complete(self, state: _WindowState, covered: int) -> list[T]:
+    async def _complete(self, state: _WindowState[T], covered: int) -> list[T]:
         """At a window's end: take the tail pages (and any the count still lacks), then
         verify the window."""
-        extra: list[T] = []
+        walk, extra = state.walk, []
         for task in state.tail:
-            extra.extend(self._take(state, await self._parse(await task, state.window)).items)
-        covered = max(covered, state.tail_end)
-        count = state.count
-        if count is not None and count > covered and covered < self.settings.capacity:
-            P = self.settings.page_size
-            tail = page_offsets(count, P, self.settings.capacity, covered)
-            pages = await asyncio.gather(*(self.fetch(state.window, o, n) for o, n in tail))
-            for page in pages:
-                extra.extend(self._take(state, page).items)
-        recovered = await self._verify(state.window, state.seen, state.count)
-        self.summary.records += len(recovered)
-        extra.extend(recovered)
+            extra.extend(walk.take(await self._parse(await task, state.window)).items)
+        tail = walk.tail(max(covered, state.tail_end))
+        for page in await asyncio.gather(*(self.fetch(state.window, o, n) for o, n in tail)):
+            extra.extend(walk.take(page).items)
+        while requests := walk.verification():
+            log.info(
+                "window %s: %d of %s ids, fetching %d pages again",
+                state.window,
+                len(walk.seen),
+                walk.count,
+                len(requests),
+            )
+            pages = await asyncio.gather(*(self.fetch(w, o, n) for w, o, n in requests))
+            extra.extend(walk.take_verification(list(zip(requests, pages, strict=True))))
+        problem = walk.problem()
+        if problem is not None:
+            log.warning("incomplete window %s", problem)
+            self.summary.problems.append(problem)
         return extra
 
-    async def _overflowed(self, state: _WindowState) -> AsyncGenerator[Page[T], None]:
+    async def _overflowed(self, state: _WindowState[T]) -> AsyncGenerator[Page[T], None]:
         """Read an over-full window as sub-windows sized to its count, with an engine of
         their own (so they too are fetched concurrently, in order, and verified)."""
         window, count = state.window, state.overflow or 0
-        subs = split_window(window, count, self.settings)
-        if len(subs) == 1:
-            raise IncompletePullError(
-                f"window {window} holds {count} records, more than the offset ceiling "
-                f"{self.settings.offset_ceiling} allows, and is too short to split further; "
-                "raise offset_ceiling or narrow the query",
-                [WindowProblem(window, count, 0, "over the offset ceiling")],
-            )
+        subs = state.walk.split(count)
         self.summary.splits += 1
         self.summary.planning_requests += state.wasted
         log.debug("window %s holds %d records: split in %d", window, count, len(subs))
@@ -544,100 +509,10 @@ class PullEngine(Generic[T]):
         pages = nested.pages()
         try:
             async for page in pages:
-                state.seen.update(_ids(page.items, self.ident, window))
+                state.walk.seen.update(page_ids(page.items, self.ident, window))
                 yield attrs.evolve(page, final=False)
         finally:
             await pages.aclose()
-
-    async def _verify(self, window: Window, seen: set[Any], count: int | None) -> list[T]:
-        """Make the window's unique ids reach its count: re-walk, then split into slices
-        that fit one page. Returns the records found on the way (not seen before).
-
-        The extra effort is bounded: at most ``2 x`` the window's own pages in requests, so
-        a server whose count lies upward costs a little, then the window is reported."""
-        if count is None or len(seen) >= count:
-            return []
-        extra: list[T] = []
-        P = self.settings.page_size
-        budget = 2 * max(1, -(-count // P))
-        spent = 0
-        for _ in range(self.max_rewalks):
-            if len(seen) >= count or spent + 1 > budget:
-                break
-            self.summary.rewalks += 1
-            log.info("window %s: %d of %d ids, walking it again", window, len(seen), count)
-            first = await self.fetch(window, 0, P)
-            count = max(count, first.count or 0)
-            rest = page_offsets(count, P, self.settings.capacity, P)[: budget - spent - 1]
-            spent += 1 + len(rest)
-            pages = [first, *await asyncio.gather(*(self.fetch(window, o, n) for o, n in rest))]
-            for page in pages:
-                self.summary.pages += 1
-                extra.extend(self._take_new(page.items, seen, window))
-        # Slices small enough for one page each: one request returns all their records, so
-        # neither shuffled ties nor shifting offsets can hide one.
-        one_page = attrs.evolve(self.settings, offset_ceiling=P, fill=1.0)
-        slices: list[tuple[Window, int]] = [(window, count)]
-        for _ in range(self.max_rewalks + 4):
-            if not slices or len(seen) >= count:
-                break
-            parts = [p for w, c in slices for p in split_window(w, max(c, P + 1), one_page)]
-            if spent + len(parts) > budget:
-                break
-            spent += len(parts)
-            self.summary.rewalks += 1
-            pages = await asyncio.gather(*(self.fetch(p, 0, P) for p in parts))
-            slices = []
-            for part, page in zip(parts, pages, strict=True):
-                self.summary.pages += 1
-                extra.extend(self._take_new(page.items, seen, part))
-                overflow = page.count is not None and page.count > len(page.items)
-                if overflow and part.length > self.settings.resolution:
-                    slices.append((part, page.count or 0))
-        if len(seen) < count:
-            reason = "unique ids fell short after re-walks"
-            problem = WindowProblem(window, count, len(seen), f"{reason} ({spent} requests)")
-            log.warning("incomplete window %s", problem)
-            self.summary.problems.append(problem)
-        return extra
-
-    def _take_new(self, items: list[T], seen: set[Any], window: Window) -> list[T]:
-        out = []
-        for r, key in zip(items, _ids(items, self.ident, window), strict=True):
-            if key not in seen:
-                seen.add(key)
-                out.append(r)
-            else:
-                self.summary.duplicates_dropped += 1
-        return out if self.delivered is None else self._once_per_pull(out)
-
-    def _once_per_pull(self, items: list[T]) -> list[T]:
-        """Drop records the pull delivered already in another window (a call whose date
-        column changed while pulling, with ``dedupe="pull"``)."""
-        assert self.delivered is not None
-        delivered, out = self.delivered, []
-        for r in items:
-            key = self.ident(r)
-            if key in delivered:
-                self.summary.duplicates_dropped += 1
-            else:
-                delivered.add(key)
-                out.append(r)
-        return out
-
-
-def _ids(items: list[T], ident: Callable[[T], Any], window: Window) -> list[Any]:
-    """The ids of a page's records; a record without one stops the pull (``MissingIdError``):
-    it could be neither de-duplicated nor counted, so the window could not be verified."""
-    ids = [ident(r) for r in items]
-    if None in ids:
-        raise MissingIdError(
-            f"{ids.count(None)} of {len(ids)} records of a page of window {window} have no "
-            "'id' (absent or null), so the window cannot be verified; the server must send "
-            "'id' for every record",
-            window=str(window),
-        )
-    return ids
 
 
 def _discard(fut: Any) -> None:
