@@ -35,7 +35,7 @@ from callsessions.http.auth import Auth, PasswordAuth, Secret, TokenAuth
 from callsessions.http.mock import MockTransport, json_response
 from callsessions.http.retry import RetryPolicy
 from callsessions.http.transport import AiohttpTransport, StreamedResponse, Transport
-from callsessions.protocol.convert import make_converter, structure_session, unstructure_session
+from callsessions.protocol.convert import structure_session, unstructure_session
 from callsessions.protocol.planning import PullPlan, PullSettings, Window
 from callsessions.protocol.query import (
     ALL_FIELDS,
@@ -104,7 +104,6 @@ __all__ = [
     "WireNames",
     "__version__",
     "json_response",
-    "make_converter",
     "structure_session",
     "unstructure_session",
 ]

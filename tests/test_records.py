@@ -14,11 +14,10 @@ from callsessions import (
     ALL_FIELDS,
     CallSession,
     CallStatus,
-    make_converter,
     structure_session,
     unstructure_session,
 )
-from callsessions.protocol.convert import structure_sessions
+from callsessions.protocol.convert import make_converter, structure_sessions
 
 MSK = timezone(timedelta(hours=3))
 RECORDS = all_sample_records()

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from attrs import define, field, frozen
 
-from callsessions.protocol.query import CallStatus
+from callsessions.protocol.schema import CallStatus
 
 __all__ = ["JSON", "CallSession", "Page"]
 

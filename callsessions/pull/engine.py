@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import attrs
-from attrs import define, field, frozen
+from attrs import define, field
 
 from callsessions.errors import (
     DecodeError,
@@ -41,124 +41,25 @@ from callsessions.protocol.records import Page
 from callsessions.protocol.summary import PullSummary, WindowProblem
 from callsessions.protocol.walk import WindowWalk, page_ids
 from callsessions.pull.checkpoint import Checkpoint
+from callsessions.pull.queue import (
+    END,
+    Failure,
+    PageFetcher,
+    Parsed,
+    PendingFetcher,
+    PendingPage,
+    WindowEnd,
+    WindowStart,
+    discard,
+    done,
+)
+from callsessions.pull.stream import PullStream
 
 __all__ = ["PullEngine", "PullStream", "PullSummary", "RequestContext", "WindowProblem"]
 
 log = logging.getLogger("callsessions")
 
 T = TypeVar("T")
-
-
-#: fetch(window, offset, limit) -> Page of records (structured or raw)
-PageFetcher = Callable[[Window, int, int], Awaitable[Page[T]]]
-
-
-class PendingPage(Protocol[T]):
-    """A page whose body has arrived but is not parsed yet: ``parse()`` raises
-    ``DecodeError`` when the body turns out to be broken."""
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def limit(self) -> int: ...
-
-    def parse(self) -> Page[T]: ...
-
-    def count_hint(self) -> int | None:
-        """The total count, if it can be read without parsing the body (None if not)."""
-        ...
-
-
-#: fetch_pending(window, offset, limit) -> a page to parse when its turn comes
-PendingFetcher = Callable[[Window, int, int], Awaitable[PendingPage[T]]]
-
-
-@frozen
-class _Parsed(Generic[T]):
-    """A page parsed already (a fake transport's, or one the producer had to read)."""
-
-    page: Page[T]
-
-    @property
-    def offset(self) -> int:
-        return self.page.offset
-
-    @property
-    def limit(self) -> int:
-        return self.page.limit or 0
-
-    def parse(self) -> Page[T]:
-        return self.page
-
-    def count_hint(self) -> int | None:
-        return self.page.count
-
-
-@frozen
-class _WindowStart:
-    index: int
-    window: Window
-    #: offsets below this are requested by the producer (None: by the window's own count)
-    planned: int | None
-
-
-@frozen
-class _WindowEnd:
-    index: int
-    window: Window
-    #: offsets below this were requested by the producer
-    covered: int
-
-
-@frozen
-class _Failure:
-    error: BaseException
-
-
-_END = object()
-
-
-class PullStream(Generic[T]):
-    """The async iterator of a pull: pages (``client.pages``) or records
-    (``client.sessions``); ``summary`` says what happened so far.
-
-    Leaving early is clean: use ``async with`` (or call ``aclose``) to cancel in-flight
-    requests at once; after a plain ``break`` the event loop closes the dropped stream.
-    """
-
-    def __init__(
-        self, pages: AsyncGenerator[Page[Any], None], summary: PullSummary, *, records: bool
-    ) -> None:
-        self._pages = pages
-        self._records = records
-        self._items: Iterator[Any] = iter(())
-        self.summary = summary
-
-    def __aiter__(self) -> PullStream[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        if not self._records:
-            page: Any = await self._pages.__anext__()
-            return cast(T, page)
-        # Records are handed out from the current page's list: no extra generator step per
-        # record on the hot path.
-        while True:
-            try:
-                item: T = next(self._items)
-                return item
-            except StopIteration:
-                self._items = iter((await self._pages.__anext__()).items)
-
-    async def aclose(self) -> None:
-        await self._pages.aclose()
-
-    async def __aenter__(self) -> PullStream[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 @define
@@ -234,7 +135,7 @@ class PullEngine(Generic[T]):
     async def _fetch_pending(self, window: Window, offset: int, limit: int) -> PendingPage[T]:
         if self.fetch_pending is not None:
             return await self.fetch_pending(window, offset, limit)
-        return _Parsed(await self.fetch(window, offset, limit))
+        return Parsed(await self.fetch(window, offset, limit))
 
     def _spawn(self, window: Window, offset: int, limit: int) -> asyncio.Task[PendingPage[T]]:
         task = asyncio.ensure_future(self._fetch_pending(window, offset, limit))
@@ -256,39 +157,39 @@ class PullEngine(Generic[T]):
             if count is not None:
                 pages = page_offsets(max(count, 1), P, ceiling)
                 planned = pages[-1][0] + pages[-1][1]
-                await queue.put(_WindowStart(index, window, planned))
+                await queue.put(WindowStart(index, window, planned))
                 for offset, limit in pages:
                     await self._room.acquire()
                     task = self._spawn(window, offset, limit)
                     if offset == 0:
                         task.add_done_callback(self._early_tail_callback(index, window, planned))
                     await queue.put(task)
-                await queue.put(_WindowEnd(index, window, planned))
+                await queue.put(WindowEnd(index, window, planned))
                 continue
             # Nothing planned: learn the count from the first page before going on.
-            await queue.put(_WindowStart(index, window, None))
+            await queue.put(WindowStart(index, window, None))
             try:
                 first = await self.fetch(window, 0, P)
             except Exception as exc:
-                await queue.put(_Failure(exc))
+                await queue.put(Failure(exc))
                 return
             await self._room.acquire()
-            await queue.put(_done(first))
+            await queue.put(done(first))
             if first.count is None:
                 try:
                     covered = await self._walk_without_count(queue, window, first)
                 except Exception as exc:
-                    await queue.put(_Failure(exc))
+                    await queue.put(Failure(exc))
                     return
-                await queue.put(_WindowEnd(index, window, covered))
+                await queue.put(WindowEnd(index, window, covered))
                 continue
             pages = page_offsets(first.count, P, ceiling, P)
             for offset, limit in pages:
                 await self._room.acquire()
                 await queue.put(self._spawn(window, offset, limit))
             covered = pages[-1][0] + pages[-1][1] if pages else P
-            await queue.put(_WindowEnd(index, window, covered))
-        await queue.put(_END)
+            await queue.put(WindowEnd(index, window, covered))
+        await queue.put(END)
 
     async def _walk_without_count(
         self, queue: asyncio.Queue[Any], window: Window, first: Page[T]
@@ -312,12 +213,13 @@ class PullEngine(Generic[T]):
                     "server ignores the offset (check the wire names)"
                 )
             await self._room.acquire()
-            await queue.put(_done(page))
+            await queue.put(done(page))
         return offset + P
 
     # -- consumer ---------------------------------------------------------------------
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
+        """The pull's pages in order; a window's last page has ``final=True``."""
         started = time.monotonic()
         indexes = (
             self.checkpoint.remaining
@@ -329,80 +231,86 @@ class PullEngine(Generic[T]):
         producer = asyncio.ensure_future(self._produce(queue, indexes))
         held: Page[T] | None = None
         state: _WindowState[T] | None = None
-        incomplete: set[int] = set()
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
+            while (item := await queue.get()) is not END:
+                if isinstance(item, Failure):
                     raise item.error
-                if isinstance(item, _WindowStart):
+                if isinstance(item, WindowStart):
                     state, held = self._state(item), None
                     continue
                 assert state is not None
-                if isinstance(item, _WindowEnd):
-                    if state.overflow is not None:
-                        async for page in self._overflowed(state):
-                            if held is not None:
-                                yield held
-                            held = page
-                    else:
-                        problems_before = len(self.summary.problems)
-                        extra = await self._complete(state, item.covered)
-                        if len(self.summary.problems) > problems_before:
-                            incomplete.add(state.index)
-                        if extra:
-                            count = state.walk.count
-                            base = held if held is not None else Page([], count, 0, None)
-                            held = attrs.evolve(base, items=[*base.items, *extra])
-                    self.summary.windows += 1 if self.top else 0
-                    self.summary.elapsed = time.monotonic() - started
-                    last = held if held is not None else Page([], state.walk.count, 0, None)
+                if isinstance(item, WindowEnd):
+                    async for page in self._end_window(state, item.covered, held):
+                        self.summary.elapsed = time.monotonic() - started
+                        yield page
                     held = None
-                    yield attrs.evolve(last, window=state.index, final=True)
-                    # An incomplete window is not recorded: a resumed pull tries it again.
-                    if self.checkpoint is not None and state.index not in incomplete:
-                        self.checkpoint.mark_done(state.index, len(state.walk.seen))
                     continue
-                self._room.release()  # a page item: taken out of the waiting room
-                if state.overflow is not None:
-                    _discard(item)
-                    state.wasted += 1
+                fresh = await self._take_item(state, item)
+                if fresh is None:
                     continue
-                page = await self._parse(await item, state.window)
-                if state.first and state.walk.overflows(page.count):
-                    # Too full to read below the ceiling: skip its pages, split it at the end.
-                    state.overflow, state.wasted = page.count, 1
-                    continue
-                if state.first:
-                    self._spawn_tail(state, page.count)
-                state.first = False
-                fresh = state.walk.take(page)
                 if held is not None:
                     self.summary.elapsed = time.monotonic() - started
                     yield held
                 held = fresh
             await producer
-            if self.ctx.limiter is not None:
-                self.summary.lowest_concurrency = self.ctx.limiter.lowest
-            self.summary.elapsed = time.monotonic() - started
-            if self.top and self.summary.problems:
-                raise IncompletePullError(
-                    f"{len(self.summary.problems)} window(s) incomplete: "
-                    + "; ".join(str(p) for p in self.summary.problems[:5]),
-                    list(self.summary.problems),
-                )
+            self._finish(started)
         finally:
-            producer.cancel()
-            pending: list[Any] = [producer, *self._tasks]
-            while not queue.empty():
-                left = queue.get_nowait()
-                if isinstance(left, asyncio.Future):
-                    pending.append(left)
-            for fut in pending:
-                fut.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await _reap(queue, producer, self._tasks)
+
+    async def _take_item(self, state: _WindowState[T], item: Any) -> Page[T] | None:
+        """A page request from the queue, in its turn: the page of records not seen before
+        (None when there is nothing to hand out)."""
+        self._room.release()  # taken out of the waiting room
+        if state.overflow is not None:
+            discard(item)
+            state.wasted += 1
+            return None
+        page = await self._parse(await item, state.window)
+        if state.first and state.walk.overflows(page.count):
+            # Too full to read below the ceiling: skip its pages, split it at the end.
+            state.overflow, state.wasted = page.count, 1
+            return None
+        if state.first:
+            self._spawn_tail(state, page.count)
+        state.first = False
+        return state.walk.take(page)
+
+    async def _end_window(
+        self, state: _WindowState[T], covered: int, held: Page[T] | None
+    ) -> AsyncGenerator[Page[T], None]:
+        """A window's last pages: the sub-windows of an over-full one, or the page held back
+        with what the tail and verification recovered; the last one is ``final``. The
+        window is recorded in the checkpoint when the caller asks past it."""
+        complete = True
+        if state.overflow is not None:
+            async for page in self._overflowed(state):
+                if held is not None:
+                    yield held
+                held = page
+        else:
+            problems_before = len(self.summary.problems)
+            extra = await self._complete(state, covered)
+            complete = len(self.summary.problems) == problems_before
+            if extra:
+                base = held if held is not None else Page([], state.walk.count, 0, None)
+                held = attrs.evolve(base, items=[*base.items, *extra])
+        self.summary.windows += 1 if self.top else 0
+        last = held if held is not None else Page([], state.walk.count, 0, None)
+        yield attrs.evolve(last, window=state.index, final=True)
+        # An incomplete window is not recorded: a resumed pull tries it again.
+        if self.checkpoint is not None and complete:
+            self.checkpoint.mark_done(state.index, len(state.walk.seen))
+
+    def _finish(self, started: float) -> None:
+        if self.ctx.limiter is not None:
+            self.summary.lowest_concurrency = self.ctx.limiter.lowest
+        self.summary.elapsed = time.monotonic() - started
+        if self.top and self.summary.problems:
+            raise IncompletePullError(
+                f"{len(self.summary.problems)} window(s) incomplete: "
+                + "; ".join(str(p) for p in self.summary.problems[:5]),
+                list(self.summary.problems),
+            )
 
     async def _parse(self, pending: PendingPage[T], window: Window) -> Page[T]:
         """Parse a page in its turn; a body that turns out broken is fetched again (the
@@ -414,7 +322,7 @@ class PullEngine(Generic[T]):
             log.info("refetching a page that did not parse: %s", exc)
             return await self.fetch(window, pending.offset, pending.limit)
 
-    def _state(self, start: _WindowStart) -> _WindowState[T]:
+    def _state(self, start: WindowStart) -> _WindowState[T]:
         walk: WindowWalk[T] = WindowWalk(
             start.window,
             self.settings,
@@ -515,15 +423,17 @@ class PullEngine(Generic[T]):
             await pages.aclose()
 
 
-def _discard(fut: Any) -> None:
-    """Drop a queued request: cancel it, or take its outcome so none goes unretrieved."""
-    if not fut.done():
+async def _reap(
+    queue: asyncio.Queue[Any], producer: asyncio.Future[Any], tasks: set[asyncio.Future[Any]]
+) -> None:
+    """Leaving (done, failed, or the caller left early): cancel the producer and every
+    request still in flight or queued, and wait for them, so that no task outlives the pull."""
+    producer.cancel()
+    pending: list[Any] = [producer, *tasks]
+    while not queue.empty():
+        left = queue.get_nowait()
+        if isinstance(left, asyncio.Future):
+            pending.append(left)
+    for fut in pending:
         fut.cancel()
-    elif not fut.cancelled():
-        fut.exception()
-
-
-def _done(page: Page[T]) -> asyncio.Future[PendingPage[T]]:
-    fut: asyncio.Future[PendingPage[T]] = asyncio.get_running_loop().create_future()
-    fut.set_result(_Parsed(page))
-    return fut
+    await asyncio.gather(*pending, return_exceptions=True)
