@@ -24,7 +24,7 @@ from callsessions.protocol.summary import PullSummary
 from callsessions.pull.bulk import PullOutcome, PullProgress, pull_to
 from callsessions.pull.checkpoint import Checkpoint
 from callsessions.pull.engine import PullStream
-from callsessions.pull.pages import Dedupe, pull_pages
+from callsessions.pull.pages import Dedupe, RawLine, pull_pages
 from callsessions.pull.planner import plan_pull, pull_query
 
 if TYPE_CHECKING:
@@ -197,15 +197,26 @@ class CallSessionsClient:
         dedupe: Dedupe = "window",
     ) -> PullStream[Page[RawRecord]]: ...
 
+    @overload
     def pages(
         self,
         source: SessionQuery | PullPlan,
         *,
-        raw: bool = False,
+        raw: Literal["lines"],
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
         dedupe: Dedupe = "window",
-    ) -> PullStream[Page[CallSession]] | PullStream[Page[RawRecord]]:
+    ) -> PullStream[Page[RawLine]]: ...
+
+    def pages(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: bool | Literal["lines"] = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
+    ) -> PullStream[Page[Any]]:
         """Every page of a pull, in order, each record once (see ``sessions``)."""
         summary = PullSummary()
         pages = pull_pages(self._pipeline, source, raw, concurrency, checkpoint, summary, dedupe)
@@ -233,22 +244,35 @@ class CallSessionsClient:
         dedupe: Dedupe = "window",
     ) -> PullStream[RawRecord]: ...
 
+    @overload
     def sessions(
         self,
         source: SessionQuery | PullPlan,
         *,
-        raw: bool = False,
+        raw: Literal["lines"],
         concurrency: int | None = None,
         checkpoint: Checkpoint | None = None,
         dedupe: Dedupe = "window",
-    ) -> PullStream[CallSession] | PullStream[RawRecord]:
+    ) -> PullStream[RawLine]: ...
+
+    def sessions(
+        self,
+        source: SessionQuery | PullPlan,
+        *,
+        raw: bool | Literal["lines"] = False,
+        concurrency: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        dedupe: Dedupe = "window",
+    ) -> PullStream[Any]:
         """Every matching call session, once, in date order (a record recovered by a
         verification re-walk comes at the end of its window).
 
         ``source`` is a query (planned first) or a plan from ``plan()`` (or a part of one).
         Pages are fetched ``concurrency`` at a time; memory stays bounded by the pages in
         flight. ``id`` is added to the query's fields if missing (it is needed to drop
-        duplicates). ``raw=True`` yields the wire dicts without structuring. With a
+        duplicates). ``raw=True`` yields the wire dicts without structuring; ``raw="lines"``
+        yields ``(id, date text, the record's JSON bytes)`` tuples, never building a dict
+        (for copying records to a file: ``b"\n".join`` of the bytes is JSON Lines). With a
         ``checkpoint``, finished windows are skipped and each window is recorded when done.
         ``dedupe="pull"`` also drops an id already delivered by an earlier window (a call
         whose date column changed during the pull, as ``updatedAt`` can), at the cost of

@@ -250,6 +250,8 @@ class _Run:
         await self._off(cp.remove)
         overall = _merged(summary, planning, started)
         overall.rate = self.pipeline.rate.rate
+        # Values a typed output could not hold (written as null there), by field.
+        overall.type_mismatches.update(getattr(self.sink, "type_mismatches", None) or {})
         return PullOutcome(overall, self.sink.path, resumed, False, stopped)
 
     async def _stream(self, cp: Checkpoint) -> tuple[PullSummary, bool]:
@@ -259,10 +261,14 @@ class _Run:
         if self.progress is not None:
             self.progress.start(cp.plan.estimated_total, resumed)
         summary = PullSummary()
+        # An output that only copies records gets their own bytes: never decoded to dicts
+        # and encoded again (the id and the date column are read without building them).
+        write_lines = getattr(self.sink, "write_lines", None)
+        kind: Any = "lines" if write_lines is not None else True
         pages = pull_pages(
-            self.pipeline, cp.plan.select(todo), True, self.concurrency, None, summary, self.dedupe
+            self.pipeline, cp.plan.select(todo), kind, self.concurrency, None, summary, self.dedupe
         )
-        stream: PullStream[Page[dict[str, Any]]] = PullStream(pages, summary, records=False)
+        stream: PullStream[Page[Any]] = PullStream(pages, summary, records=False)
         in_window, written = 0, 0
         try:
             async with stream:
@@ -270,7 +276,10 @@ class _Run:
                     items = page.items
                     if self.max_items is not None and written + len(items) >= self.max_items:
                         items = items[: self.max_items - written]
-                    await self._off(self.sink.write, items)
+                    if write_lines is not None:
+                        await self._off(write_lines, [line[2] for line in items])
+                    else:
+                        await self._off(self.sink.write, items)
                     in_window += len(items)
                     written += len(items)
                     if self.progress is not None:

@@ -22,6 +22,7 @@ from callsessions.http.pipeline import RequestPipeline
 from callsessions.protocol.convert import structure_sessions
 from callsessions.protocol.planning import PullPlan, Window
 from callsessions.protocol.query import SessionQuery, snake_case
+from callsessions.protocol.rawpage import parse_raw_page
 from callsessions.protocol.records import CallSession, Page
 from callsessions.protocol.summary import PullSummary
 from callsessions.protocol.wire import HTTPResponse, parse_page, peek_count
@@ -34,6 +35,10 @@ __all__ = ["Dedupe", "pull_pages"]
 log = logging.getLogger("callsessions")
 
 RawRecord = dict[str, Any]
+#: a record kept as the server's bytes: (id, the date column's text, its JSON)
+RawLine = tuple[str | None, str | None, bytes]
+#: what a pull hands out: records (False), wire dicts (True), or wire bytes ("lines")
+Kind = bool | Literal["lines"]
 #: "window": drop ids seen twice within a window (windows are disjoint on the date column);
 #: "pull": also across windows, keeping every id delivered (memory grows with the pull)
 Dedupe = Literal["window", "pull"]
@@ -42,13 +47,16 @@ Dedupe = Literal["window", "pull"]
 async def pull_pages(
     pipeline: RequestPipeline,
     source: SessionQuery | PullPlan,
-    raw: bool,
+    raw: Kind,
     concurrency: int | None,
     checkpoint: Checkpoint | None,
     summary: PullSummary,
     dedupe: Dedupe = "window",
 ) -> AsyncGenerator[Page[Any], None]:
-    """Every page of a pull, in order, each record once (see ``client.sessions``)."""
+    """Every page of a pull, in order, each record once (see ``client.sessions``).
+
+    ``raw="lines"`` hands out ``RawLine`` tuples: the records' own JSON bytes with their
+    id and date text read without building dicts (for outputs that only copy records)."""
     config = pipeline.config
     if dedupe not in ("window", "pull"):
         raise InvalidQueryError("dedupe", dedupe, "allowed: window, pull")
@@ -75,27 +83,41 @@ async def pull_pages(
         query = attrs.evolve(base, start=window.start, end=window.end, offset=offset)
         return pipeline.request_for(attrs.evolve(query, page_size=limit))
 
+    date_field = base.effective_date_field.value
+    lines = raw == "lines"
+
     async def fetch(window: Window, offset: int, limit: int) -> Page[Any]:
-        data = await pipeline.page_data(request(window, offset, limit), ctx)
+        req = request(window, offset, limit)
+        if lines:
+            # Parsed under the retry policy, so that a broken body is fetched again.
+            def parsed(response: HTTPResponse) -> Page[Any]:
+                body = _Body(response.body, offset, limit, None, req.path, date_field)
+                if response.status != 200:
+                    parse_page(response, method=req.method, path=req.path)  # raises
+                return body.parse()
+
+            return await pipeline.checked(req, ctx, parsed)
+        data = await pipeline.page_data(req, ctx)
         items: list[Any] = data.items if raw else _structured(data.items, summary)
         return Page(items=items, count=data.count, offset=offset, limit=limit)
 
     async def fetch_pending(window: Window, offset: int, limit: int) -> _Body:
         req = request(window, offset, limit)
         body = await pipeline.body(req, ctx)
-        return _Body(body, offset, limit, None if raw else summary, req.path)
+        into = None if raw else summary
+        return _Body(body, offset, limit, into, req.path, date_field if lines else None)
 
     engine: PullEngine[Any] = PullEngine(
         plan,
         fetch,
-        _raw_id if raw else _record_id,
+        _line_id if lines else _raw_id if raw else _record_id,
         ctx,
         concurrency=bound,
         max_rewalks=config.max_rewalks,
         checkpoint=checkpoint,
         fetch_pending=fetch_pending,
         delivered=set() if dedupe == "pull" else None,
-        date_of=_date_reader(base.effective_date_field.value, raw),
+        date_of=_line_date if lines else _date_reader(date_field, bool(raw)),
     )
     pages = engine.pages()
     try:
@@ -116,11 +138,19 @@ class _Body:
     #: where structured records count their type mismatches; None for raw records
     structure_into: PullSummary | None
     path: str
+    #: for ``RawLine`` items: the date column's wire name (None: dicts or records)
+    lines_of: str | None = None
 
     def count_hint(self) -> int | None:
         return peek_count(self.body)
 
     def parse(self) -> Page[Any]:
+        if self.lines_of is not None:
+            raw = parse_raw_page(
+                self.body, date_field=self.lines_of, check_utf8=True, method="GET", path=self.path
+            )
+            lines = list(zip(raw.ids, raw.dates, raw.raw_items, strict=True))
+            return Page(items=lines, count=raw.count, offset=self.offset, limit=self.limit)
         data = parse_page(HTTPResponse(200, {}, self.body), method="GET", path=self.path)
         into = self.structure_into
         items: list[Any] = data.items if into is None else _structured(data.items, into)
@@ -141,6 +171,21 @@ def _structured(items: list[RawRecord], summary: PullSummary) -> list[CallSessio
                 name,
             )
     return records
+
+
+def _line_id(line: RawLine) -> Any:
+    return line[0]
+
+
+def _line_date(line: RawLine) -> datetime | None:
+    text = line[1]
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _raw_id(record: RawRecord) -> Any:

@@ -127,6 +127,13 @@ class JsonlSink(_PartialFileSink):
         self._put(jsonl_bytes(records))
         self.written += len(records)
 
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Records as the server's own JSON bytes, one per line (no line breaks inside):
+        copied, never decoded and encoded again."""
+        if lines:
+            self._put(b"\n".join(lines) + b"\n")
+        self.written += len(lines)
+
 
 def jsonl_bytes(records: Iterable[RawRecord]) -> bytes:
     """Records as JSON Lines (one compact JSON object a line, each line ending in ``\\n``)."""
@@ -229,12 +236,19 @@ class StdoutSink:
         return OutputClosedError("standard output was closed by its reader")
 
     def write(self, records: Sequence[RawRecord]) -> None:
+        self._write(jsonl_bytes(records), len(records))
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Records as the server's own JSON bytes, one per line (see ``JsonlSink``)."""
+        self._write(b"\n".join(lines) + b"\n" if lines else b"", len(lines))
+
+    def _write(self, data: bytes, records: int) -> None:
         out = self._out()
         try:
-            out.write(jsonl_bytes(records))
+            out.write(data)
         except BrokenPipeError:
             raise self._gone() from None
-        self.written += len(records)
+        self.written += records
 
     def commit(self, window: str) -> None:
         """Flush (standard output has no position to resume from)."""
