@@ -62,3 +62,18 @@ def test_a_lower_layer_never_imports_a_higher_one(path: Path) -> None:
         if (other := layer_of(m)) is not None and other not in ALLOWED[layer]
     }
     assert not wrong, f"{layer}/{path.name} imports {sorted(wrong)}"
+
+
+def test_importing_the_package_is_cheap_and_lazy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, callsessions\n"
+        "heavy = {'aiohttp', 'cattrs', 'tenacity', 'pyarrow', 'tqdm'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "assert callsessions.SessionQuery.__module__ == 'callsessions.protocol.query'\n"
+        "try:\n    callsessions.NoSuchName\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "has no attribute 'NoSuchName'" in out.stdout
