@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
@@ -336,3 +337,24 @@ def test_dns_and_tls_errors_are_mapped_as_lasting() -> None:
     assert isinstance(mapped, ConnectionFailedError) and mapped.lasting
     reset = _map_error(aiohttp.ClientConnectionError("reset"), request)
     assert isinstance(reset, ConnectionFailedError) and not reset.lasting
+
+
+# -- planning in one round trip (issue 15) -------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["sessions", "pull_to"])
+async def test_a_small_pull_counts_with_its_first_page_and_never_asks_for_it_twice(
+    tmp_path: Any, how: str
+) -> None:
+    async with SimServer(sim_config(records=3_000)) as server:
+        async with client_for(server.url, server.token, offset_ceiling=10_000) as client:
+            if how == "sessions":
+                ids = [r["id"] async for r in client.sessions(QUERY, raw=True)]
+            else:
+                await client.pull_to(QUERY, tmp_path / "calls.jsonl")
+                lines = (tmp_path / "calls.jsonl").read_text().splitlines()
+                ids = [orjson.loads(line)["id"] for line in lines]
+        offsets = [r.params.get("offset") for r in server.stats.log]
+        assert sorted(ids) == sorted(server.matching_ids({}))
+    assert server.stats.search_requests == 12, "3,000 records in pages of 250: 12 requests"
+    assert offsets.count("0") == 1, "the first page came with the count, once"

@@ -31,7 +31,7 @@ from callsessions.protocol.records import Page
 from callsessions.pull.checkpoint import Checkpoint
 from callsessions.pull.engine import PullStream, PullSummary
 from callsessions.pull.pages import pull_pages
-from callsessions.pull.planner import plan_pull, pull_query
+from callsessions.pull.planner import plan_with_first_page, pull_query
 
 if TYPE_CHECKING:
     from callsessions.sinks import Sink
@@ -170,6 +170,8 @@ class _Run:
         self.concurrency = concurrency
         self.max_items = max_items
         self.cp_path = checkpoint_path(sink.path)
+        #: the body of the first page, when planning counted with it (see ``planner``)
+        self.first_page: bytes | None = None
 
     async def _off(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the output's own thread."""
@@ -232,7 +234,8 @@ class _Run:
             else:
                 ctx = self.pipeline.fresh_context()
                 query = pull_query(source, self.pipeline.config.page_size)
-                plan, planning = await plan_pull(self.pipeline, query, ctx), ctx.summary
+                plan, self.first_page = await plan_with_first_page(self.pipeline, query, ctx)
+                planning = ctx.summary
             cp = Checkpoint(self.cp_path, plan)
             cp.source, cp.format = described, self.format
             if self.resumable:
@@ -265,8 +268,17 @@ class _Run:
         # and encoded again (the id and the date column are read without building them).
         write_lines = getattr(self.sink, "write_lines", None)
         kind: Any = "lines" if write_lines is not None else True
+        # The first page of a fresh plan came with its count: not asked for again.
+        first = self.first_page if len(todo) == len(cp.plan.windows) else None
         pages = pull_pages(
-            self.pipeline, cp.plan.select(todo), kind, self.concurrency, None, summary, self.dedupe
+            self.pipeline,
+            cp.plan.select(todo),
+            kind,
+            self.concurrency,
+            None,
+            summary,
+            self.dedupe,
+            first_page=first,
         )
         stream: PullStream[Page[Any]] = PullStream(pages, summary, records=False)
         in_window, written = 0, 0

@@ -77,7 +77,7 @@ class _WindowState(Generic[T]):
     #: offsets below this were requested by the producer
     planned: int | None = None
     #: pages past the plan's estimate, requested as soon as the first page told the count
-    tail: list[asyncio.Task[Any]] = field(factory=list)
+    tail: list[asyncio.Future[Any]] = field(factory=list)
     tail_end: int = 0
 
     @property
@@ -102,8 +102,11 @@ class PullEngine(Generic[T]):
         fetch_pending: PendingFetcher[T] | None = None,
         delivered: set[Any] | None = None,
         date_of: Callable[[T], datetime | None] | None = None,
+        first_page: PendingPage[T] | None = None,
     ) -> None:
         self.plan = plan
+        #: the first window's first page, fetched already (planning counted with it)
+        self.first_page = first_page
         self.settings: PullSettings = plan.settings
         self.fetch = fetch
         self.fetch_pending = fetch_pending
@@ -128,7 +131,7 @@ class PullEngine(Generic[T]):
         self._room = asyncio.Semaphore(self.depth)
         self._tasks: set[asyncio.Future[Any]] = set()
         #: tail requests made when a window's first page arrived, by window index
-        self._early_tails: dict[int, tuple[list[asyncio.Task[PendingPage[T]]], int]] = {}
+        self._early_tails: dict[int, tuple[list[asyncio.Future[PendingPage[T]]], int]] = {}
 
     # -- producer ---------------------------------------------------------------------
 
@@ -137,7 +140,14 @@ class PullEngine(Generic[T]):
             return await self.fetch_pending(window, offset, limit)
         return Parsed(await self.fetch(window, offset, limit))
 
-    def _spawn(self, window: Window, offset: int, limit: int) -> asyncio.Task[PendingPage[T]]:
+    def _spawn(
+        self, window: Window, offset: int, limit: int, *, reuse: bool = False
+    ) -> asyncio.Future[PendingPage[T]]:
+        if reuse and self.first_page is not None:
+            ready: asyncio.Future[PendingPage[T]] = asyncio.get_running_loop().create_future()
+            ready.set_result(self.first_page)
+            self.first_page = None
+            return ready
         task = asyncio.ensure_future(self._fetch_pending(window, offset, limit))
         # Every request task is tracked until done, so that leaving early can cancel and
         # reap all of them, also one the producer holds while the queue is full.
@@ -160,7 +170,7 @@ class PullEngine(Generic[T]):
                 await queue.put(WindowStart(index, window, planned))
                 for offset, limit in pages:
                     await self._room.acquire()
-                    task = self._spawn(window, offset, limit)
+                    task = self._spawn(window, offset, limit, reuse=offset == 0 and index == 0)
                     if offset == 0:
                         task.add_done_callback(self._early_tail_callback(index, window, planned))
                     await queue.put(task)
@@ -352,7 +362,7 @@ class PullEngine(Generic[T]):
 
     def _tail_tasks(
         self, window: Window, count: int, planned: int
-    ) -> tuple[list[asyncio.Task[PendingPage[T]]], int]:
+    ) -> tuple[list[asyncio.Future[PendingPage[T]]], int]:
         tail = page_offsets(count, self.settings.page_size, self.settings.capacity, planned)
         end = tail[-1][0] + tail[-1][1] if tail else planned
         return [self._spawn(window, o, n) for o, n in tail], end

@@ -28,7 +28,7 @@ from callsessions.protocol.summary import PullSummary
 from callsessions.protocol.wire import HTTPResponse, parse_page, peek_count
 from callsessions.pull.checkpoint import Checkpoint
 from callsessions.pull.engine import PullEngine
-from callsessions.pull.planner import plan_pull, pull_query
+from callsessions.pull.planner import plan_with_first_page, pull_query
 
 __all__ = ["Dedupe", "pull_pages"]
 
@@ -52,11 +52,14 @@ async def pull_pages(
     checkpoint: Checkpoint | None,
     summary: PullSummary,
     dedupe: Dedupe = "window",
+    first_page: bytes | None = None,
 ) -> AsyncGenerator[Page[Any], None]:
     """Every page of a pull, in order, each record once (see ``client.sessions``).
 
     ``raw="lines"`` hands out ``RawLine`` tuples: the records' own JSON bytes with their
-    id and date text read without building dicts (for outputs that only copy records)."""
+    id and date text read without building dicts (for outputs that only copy records).
+    ``first_page`` is the body of the first window's first page when planning fetched it
+    already (``plan_with_first_page``)."""
     config = pipeline.config
     if dedupe not in ("window", "pull"):
         raise InvalidQueryError("dedupe", dedupe, "allowed: window, pull")
@@ -76,7 +79,9 @@ async def pull_pages(
     elif isinstance(source, PullPlan):
         plan = source
     else:
-        plan = await plan_pull(pipeline, pull_query(source, config.page_size), ctx)
+        plan, first_page = await plan_with_first_page(
+            pipeline, pull_query(source, config.page_size), ctx
+        )
     base = plan.query
 
     def request(window: Window, offset: int, limit: int) -> Any:
@@ -107,6 +112,12 @@ async def pull_pages(
         into = None if raw else summary
         return _Body(body, offset, limit, into, req.path, date_field if lines else None)
 
+    first: _Body | None = None
+    if first_page is not None and plan.windows:
+        size = plan.settings.page_size
+        path = request(plan.windows[0], 0, size).path
+        into = None if raw else summary
+        first = _Body(first_page, 0, size, into, path, date_field if lines else None)
     engine: PullEngine[Any] = PullEngine(
         plan,
         fetch,
@@ -118,6 +129,7 @@ async def pull_pages(
         fetch_pending=fetch_pending,
         delivered=set() if dedupe == "pull" else None,
         date_of=_line_date if lines else _date_reader(date_field, bool(raw)),
+        first_page=first,
     )
     pages = engine.pages()
     try:

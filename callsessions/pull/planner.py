@@ -27,8 +27,9 @@ from callsessions.protocol.planning import (
     split_times,
 )
 from callsessions.protocol.query import SORT_KEYS, SessionQuery, snake_case
+from callsessions.protocol.wire import HTTPResponse, parse_page, peek_count
 
-__all__ = ["plan_pull", "pull_query"]
+__all__ = ["plan_pull", "plan_with_first_page", "pull_query"]
 
 
 def pull_query(query: SessionQuery, page_size: int) -> SessionQuery:
@@ -68,6 +69,17 @@ async def plan_pull(pipeline: RequestPipeline, q: SessionQuery, ctx: RequestCont
     """Plan ``q`` (a ``pull_query``): find the range if it is open, count it, and cut it
     into windows that each fit under the offset ceiling, from bucket counts when it does
     not fit in one."""
+    plan, _first = await plan_with_first_page(pipeline, q, ctx)
+    return plan
+
+
+async def plan_with_first_page(
+    pipeline: RequestPipeline, q: SessionQuery, ctx: RequestContext
+) -> tuple[PullPlan, bytes | None]:
+    """``plan_pull``, counting the range with the request of its first page rather than a
+    ``limit=1`` one: when the range fits in one window that page is the window's first,
+    and is returned (its body) so that the pull does not ask for it again. A pull of a
+    small range then starts with its pages after one round trip, not two."""
     assert q.page_size is not None
     config = pipeline.config
     settings = config.pull_settings(q.page_size)
@@ -75,16 +87,19 @@ async def plan_pull(pipeline: RequestPipeline, q: SessionQuery, ctx: RequestCont
     if start is None or end is None:
         found = await _bounds(pipeline, q, ctx)
         if found is None:
-            return PullPlan(query=q, windows=(), settings=settings)
+            return PullPlan(query=q, windows=(), settings=settings), None
         start, end = start or found[0], end or found[1]
         if not start < end:
-            return PullPlan(query=q, windows=(), settings=settings)
+            return PullPlan(query=q, windows=(), settings=settings), None
         q = attrs.evolve(q, start=start, end=end)
     before = ctx.summary.planning_requests
-    total = await pipeline.count(q, ctx)
+    first = await pipeline.body(pipeline.request_for(attrs.evolve(q, offset=0)), ctx)
+    ctx.summary.planning_requests += 1
+    total = _count_of(first)
     if total is None or not settings.overflows(total):
         windows: list[Window] = [Window(start, end, count=total)]
     else:
+        first = b""
         points = split_times(start, end, bucket_count(total, settings), settings.resolution)
         # The bucket counts go out together, as many at once as a pull's pages would.
         counting = attrs.evolve(ctx, limiter=ctx.limiter or AdaptiveLimiter(config.concurrency))
@@ -107,12 +122,21 @@ async def plan_pull(pipeline: RequestPipeline, q: SessionQuery, ctx: RequestCont
                     "the wire names of start, end and date_field)"
                 )
         windows = layout_windows(buckets, settings)
-    return PullPlan(
+    plan = PullPlan(
         query=q,
         windows=tuple(windows),
         settings=settings,
         planning_requests=ctx.summary.planning_requests - before,
     )
+    return plan, first or None
+
+
+def _count_of(body: bytes) -> int | None:
+    """The ``count`` of a page body: read off its head when it comes first, else parsed."""
+    count = peek_count(body)
+    if count is not None:
+        return count
+    return parse_page(HTTPResponse(200, {}, body)).count
 
 
 async def _bounds(
