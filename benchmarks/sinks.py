@@ -16,6 +16,11 @@ collector's sight (``gc.freeze``), as a pull holds one page at a time, not 120,0
 records. The machine is shared: every figure is the median of the repeats, with the
 spread ``(max - min) / median`` and the best run, and the ratio to the baseline measured
 in the same run.
+
+``--stages`` adds the steps of a Parquet write, each timed apart on the same pages (rows
+``parquet: ...``): building the Arrow batches from the dicts (``record_batch``), writing
+the spool's lz4 parts, reading them back and writing the final zstd file (the last two
+are ``finalize``'s join). The rest of the ``parquet`` row is fsyncs and file handling.
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ def run_sink(name: str, pages: list[list[dict[str, Any]]], folder: Path) -> dict
     """One write of every page through sink ``name``; CPU and wall seconds, size."""
     target, part = SINKS[name]
     out = folder / target
-    sink = open_sink(str(out), None, format=part)
+    # ``Path`` drops the trailing "/" that makes the target a dataset directory
+    sink = open_sink(f"{out}/" if target.endswith("/") else out, None, format=part)
     wall, cpu = time.perf_counter(), time.process_time()
     sink.open()
     for n, page in enumerate(pages, 1):
@@ -80,12 +86,20 @@ def run_sink(name: str, pages: list[list[dict[str, Any]]], folder: Path) -> dict
             sink.commit(f"w{n:06d}")
     sink.finalize()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if sink.path.is_dir() != target.endswith("/"):  # a figure of another sink is worse than none
+        raise RuntimeError(f"{name}: open_sink made a {type(sink).__name__}")
     size = _size(sink.path)
     if out.is_dir():
         shutil.rmtree(out)
     else:
         out.unlink()
     return {"cpu": cpu, "wall": wall, "bytes": size}
+
+
+def _named_run(
+    name: str, pages: list[list[dict[str, Any]]], folder: Path
+) -> dict[str, dict[str, float]]:
+    return {name: run_sink(name, pages, folder)}
 
 
 def run_loads(pages: list[list[dict[str, Any]]]) -> dict[str, float]:
@@ -95,6 +109,51 @@ def run_loads(pages: list[list[dict[str, Any]]]) -> dict[str, float]:
         orjson.loads(body)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"cpu": cpu, "wall": wall, "bytes": sum(len(b) for b in bodies)}
+
+
+def run_stages(pages: list[list[dict[str, Any]]], folder: Path) -> dict[str, dict[str, float]]:
+    """The CPU seconds of each step of a Parquet write (see the module docstring)."""
+    import pyarrow.parquet as pq
+
+    from callsessions.sinks.arrow import arrow_schema, record_batch
+    from callsessions.sinks.base import MismatchCounter, columns_for
+    from callsessions.sinks.parquet import SPOOL_COMPRESSION
+    from callsessions.sinks.parts import DEFAULT_ROW_GROUP_ROWS, parquet_writer
+
+    schema = arrow_schema(columns_for(None))
+    per_batch = DEFAULT_ROW_GROUP_ROWS // PAGE
+    spent = dict.fromkeys(("columns", "spool write", "spool read", "final write"), 0.0)
+    parts = []
+    for start in range(0, len(pages), WINDOW_PAGES):
+        window = pages[start : start + WINDOW_PAGES]
+        clock = time.process_time()
+        groups = [window[i : i + per_batch] for i in range(0, len(window), per_batch)]
+        rows = [[record for page in group for record in page] for group in groups]
+        batches = [record_batch(group, schema, MismatchCounter()) for group in rows]
+        spent["columns"] += time.process_time() - clock
+        parts.append(folder / f"stage-{start}.parquet")
+        clock = time.process_time()
+        with open(parts[-1], "wb") as fh:
+            writer = parquet_writer(fh, schema, SPOOL_COMPRESSION, statistics=False)
+            for batch in batches:
+                writer.write_batch(batch, row_group_size=batch.num_rows)
+            writer.close()
+        spent["spool write"] += time.process_time() - clock
+    with open(folder / "stage-final.parquet", "wb") as fh:
+        writer = parquet_writer(fh, schema)
+        for part in parts:  # one part at a time, as the join holds them
+            clock = time.process_time()
+            table = pq.ParquetFile(part).read()
+            spent["spool read"] += time.process_time() - clock
+            clock = time.process_time()
+            writer.write_table(table, row_group_size=DEFAULT_ROW_GROUP_ROWS)
+            spent["final write"] += time.process_time() - clock
+        clock = time.process_time()
+        writer.close()
+        spent["final write"] += time.process_time() - clock
+    for path in [*parts, folder / "stage-final.parquet"]:
+        path.unlink()
+    return {f"parquet: {k}": {"cpu": v, "wall": v, "bytes": 0.0} for k, v in spent.items()}
 
 
 def _median(runs: list[dict[str, float]], key: str) -> tuple[float, float]:
@@ -109,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", action="append", choices=sorted(SINKS), help="repeatable")
+    parser.add_argument("--stages", action="store_true", help="time Parquet's steps apart")
     parser.add_argument("--json", type=Path, help="also write the results here")
     ns = parser.parse_args(argv)
     names = ns.only or list(SINKS)
@@ -116,23 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     count = sum(len(p) for p in pages)
     gc.collect()
     gc.freeze()
-    runs: dict[str, list[dict[str, float]]] = {"orjson.loads": [], **{n: [] for n in names}}
-    jobs: list[tuple[str, Callable[[], dict[str, float]]]] = [
-        ("orjson.loads", lambda: run_loads(pages))
+    runs: dict[str, list[dict[str, float]]] = {}
+    jobs: list[Callable[[], dict[str, dict[str, float]]]] = [
+        lambda: {"orjson.loads": run_loads(pages)}
     ]
     with tempfile.TemporaryDirectory(prefix="sinks-bench-") as tmp:
-        jobs += [(name, functools.partial(run_sink, name, pages, Path(tmp))) for name in names]
+        jobs += [functools.partial(_named_run, name, pages, Path(tmp)) for name in names]
+        if ns.stages:
+            jobs.append(functools.partial(run_stages, pages, Path(tmp)))
         for _ in range(ns.repeats):  # round-robin, so a noisy minute hits every sink
-            for name, job in jobs:
-                runs[name].append(job())
+            for job in jobs:
+                for name, result in job().items():
+                    runs.setdefault(name, []).append(result)
     base_cpu, _ = _median(runs["orjson.loads"], "cpu")
     print(
         f"{count:,} simulator records in pages of {PAGE}, a commit every {WINDOW_PAGES} pages; "
         f"median of {ns.repeats}; Python {sys.version.split()[0]}"
     )
     header = (
-        "sink             | CPU us/rec | spread | best | records/s (CPU) | wall us/rec | x loads"
-        " |    MB"
+        "sink                 | CPU us/rec | spread | best | records/s (CPU) | wall us/rec "
+        "| x loads |    MB"
     )
     print(header)
     print("-" * len(header))
@@ -153,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["sinks"][name] = row
         print(
-            f"{name:<16} | {row['cpu_us_per_record']:10.2f} | {spread:5.0%} | "
+            f"{name:<20} | {row['cpu_us_per_record']:10.2f} | {spread:5.0%} | "
             f"{row['best_cpu_us_per_record']:4.1f} | "
             f"{row['records_per_s']:15,.0f} | {row['wall_us_per_record']:11.2f} | "
             f"{row['vs_loads']:6.2f}x | {size / 2**20:6.1f}"
