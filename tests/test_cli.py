@@ -12,11 +12,8 @@ import asyncio
 import csv
 import json
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -156,6 +153,30 @@ def ids_in(path: Path) -> list[str]:
     if path.suffix == ".csv":
         return [r["id"] for r in csv_rows(path)]
     return [r["id"] for r in sqlite_rows(path)]
+
+
+async def wait_for_done_window(checkpoint: Path, seconds: float = 20.0) -> None:
+    """Until the checkpoint records at least one finished window."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if checkpoint.exists():
+            data = json.loads(checkpoint.read_bytes())
+            if data.get("done"):
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no window was finished in time")
+
+
+def cli_process_args(*args: object) -> list[str]:
+    return [sys.executable, "-m", "callsessions", *(str(a) for a in args)]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CALLSESSIONS_TOKEN"] = TOKEN
+    env.pop("COVERAGE_PROCESS_START", None)
+    return env
 
 
 # -- help and usage -------------------------------------------------------------------------
@@ -379,258 +400,6 @@ async def test_an_existing_checkpoint_needs_resume(
     assert orphan.code == 2
     assert "calls.jsonl.partial" in orphan.err
     assert sim.stats.total == 0
-
-
-# -- secrets and failures ---------------------------------------------------------------------
-
-
-async def test_password_login_from_the_environment(
-    sim: SimServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("CALLSESSIONS_TOKEN")
-    monkeypatch.setenv("CALLSESSIONS_EMAIL", EMAIL)
-    monkeypatch.setenv("CALLSESSIONS_PASSWORD", PASSWORD)
-    out = tmp_path / "calls.jsonl"
-    result = await arun(capsys, *pull_args(sim.url, out, "--verbose", auth_url=sim.url))
-    assert result.code == 0, result.err
-    assert sim.stats.endpoints["login"] == 1
-    assert_exactly(jsonl_ids(out), truth(sim))
-
-    monkeypatch.setenv("CALLSESSIONS_PASSWORD", PASSWORD[::-1])
-    refused = await arun(capsys, *pull_args(sim.url, out, "--verbose", auth_url=sim.url))
-    assert refused.code == 1
-    assert PASSWORD[::-1] not in refused.err
-    assert "failed" in refused.err_lines[-1]
-
-
-@pytest.mark.parametrize("verbose", [False, True])
-async def test_a_rejected_token_fails_in_one_line_without_showing_it(
-    sim: SimServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    verbose: bool,
-) -> None:
-    wrong = "tok-Wr0ng-s3cret-77aa"
-    monkeypatch.setenv("CALLSESSIONS_TOKEN", wrong)
-    extra = ["--verbose"] if verbose else []
-    result = await arun(capsys, *pull_args(sim.url, tmp_path / "c.jsonl", *extra))
-    assert result.code == 1
-    assert wrong not in result.out + result.err
-    assert "401" in result.err_lines[-1]
-    assert result.err_lines[-1].startswith("callsessions: failed:")
-    if verbose:
-        assert "Traceback" in result.err
-    else:
-        assert len(result.err_lines) == 1
-    assert list(tmp_path.iterdir()) == []  # nothing was planned: nothing to resume
-
-
-async def test_a_server_that_keeps_failing_exits_1(
-    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    sim.set_faults(rate_503=1.0)
-    result = await arun(capsys, *pull_args(sim.url, tmp_path / "c.csv"))
-    assert result.code == 1
-    assert len(result.err_lines) == 1
-    assert "503" in result.err
-
-
-async def wait_for_done_window(checkpoint: Path, seconds: float = 20.0) -> None:
-    """Until the checkpoint records at least one finished window."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if checkpoint.exists():
-            data = json.loads(checkpoint.read_bytes())
-            if data.get("done"):
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("no window was finished in time")
-
-
-async def test_a_failure_mid_pull_can_be_resumed(
-    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    sim.latency = 0.04
-    out = tmp_path / "calls.jsonl"
-    checkpoint = tmp_path / "calls.jsonl.checkpoint"
-    pulling = asyncio.ensure_future(arun(capsys, *pull_args(sim.url, out, concurrency=1)))
-    await wait_for_done_window(checkpoint)
-    sim.set_faults(rate_503=1.0)
-    failed = await pulling
-    assert failed.code == 1
-    assert "--resume" in failed.err_lines[-1]
-    assert not out.exists()  # only the partial file: nothing looks complete
-    assert checkpoint.exists()
-
-    sim.set_faults()
-    sim.latency = 0.0
-    other = await arun(capsys, *pull_args(sim.url, out, "--resume", status="ANSWERED"))
-    assert other.code == 2
-    assert "different query" in other.err
-
-    before = sim.stats.search_requests
-    resumed = await arun(capsys, *pull_args(sim.url, out, "--resume"))
-    assert resumed.code == 0, resumed.err
-    assert "resumed after" in resumed.err
-    assert_exactly(jsonl_ids(out), truth(sim))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.jsonl"]
-    # The windows done before the failure were not pulled again: the first one starts at
-    # START, and the resumed run never asked for it.
-    resumed_requests = list(sim.stats.log)[before:]
-    assert resumed_requests
-    assert all(r.params.get("from") != START.isoformat() for r in resumed_requests)
-
-
-# -- a real process, killed -------------------------------------------------------------------
-
-
-def cli_process_args(*args: object) -> list[str]:
-    return [sys.executable, "-m", "callsessions", *(str(a) for a in args)]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["CALLSESSIONS_TOKEN"] = TOKEN
-    env.pop("COVERAGE_PROCESS_START", None)
-    return env
-
-
-@pytest.mark.parametrize(
-    ("suffix", "how"),
-    [(".jsonl", signal.SIGKILL), (".csv", signal.SIGINT), (".sqlite", signal.SIGKILL)],
-)
-async def test_resume_after_the_process_is_stopped(
-    sim: SimServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    suffix: str,
-    how: signal.Signals,
-) -> None:
-    sim.latency = 0.03
-    out = tmp_path / f"calls{suffix}"
-    checkpoint = tmp_path / f"calls{suffix}.checkpoint"
-    proc = await asyncio.create_subprocess_exec(
-        *cli_process_args(*pull_args(sim.url, out, concurrency=2)),
-        env=child_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await wait_for_done_window(checkpoint)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(how)
-        stdout, stderr = await proc.communicate()
-    assert_no_secret(stdout.decode(), stderr.decode())
-    if how == signal.SIGINT:
-        assert proc.returncode == 130
-        assert "--resume" in stderr.decode()
-        assert "Traceback" not in stderr.decode()
-    else:
-        assert proc.returncode == -signal.SIGKILL
-    if suffix != ".sqlite":
-        assert not out.exists()  # the output appears only when complete
-    assert checkpoint.exists()
-
-    sim.latency = 0.0
-    resumed = await arun(capsys, *pull_args(sim.url, out, "--resume", concurrency=2))
-    assert resumed.code == 0, resumed.err
-    assert "resumed after" in resumed.err
-    assert_exactly(ids_in(out), truth(sim))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
-
-
-# -- export, sim, demo ------------------------------------------------------------------------
-
-
-async def test_export_json_and_zip(
-    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "export.json"
-    common = ["--base-url", sim.url, "--from", START.isoformat(), "--to", END.isoformat()]
-    result = await arun(
-        capsys, "export", *common, "--format", "json", "--status", "ANSWERED", "--out", out
-    )
-    assert result.code == 0, result.err
-    records = json.loads(out.read_bytes())
-    assert_exactly([r["id"] for r in records], truth(sim, status="ANSWERED"))
-    assert len(result.err_lines) == 1
-    assert str(out) in result.err
-
-    zipped = tmp_path / "export.zip"
-    result = await arun(
-        capsys,
-        "export",
-        *common,
-        "--format",
-        "CSV",
-        "--zip",
-        "--filename",
-        "calls",
-        "--out",
-        zipped,
-        "--quiet",
-    )
-    assert result.code == 0, result.err
-    assert result.err == ""
-    assert zipfile.is_zipfile(zipped)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json", "export.zip"]
-
-
-async def test_export_bad_input_sends_no_request(
-    sim: SimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    common = ["--base-url", sim.url, "--from", START.isoformat(), "--to", END.isoformat()]
-    bad_format = await arun(capsys, "export", *common, "--format", "PDF", "--out", tmp_path / "x")
-    assert bad_format.code == 2
-    bad_name = await arun(
-        capsys,
-        "export",
-        *common,
-        "--format",
-        "CSV",
-        "--filename",
-        "a/b.csv",
-        "--out",
-        tmp_path / "x",
-    )
-    assert bad_name.code == 2
-    assert "--filename" in bad_name.err
-    assert sim.stats.total == 0
-
-
-def test_demo_pulls_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "demo.sqlite"
-    result = run(capsys, "demo", "--records", 3000, "--out", out, "--retry-wait", 0)
-    assert result.code == 0, result.err
-    assert "verified: 3000 of 3000 ids, no duplicates" in result.out
-    assert "3000 records in" in result.out
-    assert str(out) in result.out
-    again = run(capsys, "demo", "--records", 2000, "--out", out, "--retry-wait", 0, "--quiet")
-    assert again.code == 0, again.out  # the old output is replaced, not merged
-    assert "verified: 2000 of 2000 ids" in again.out
-
-
-def test_sim_command_serves_until_interrupted(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        cli_process_args("sim", "--port", 0, "--records", 100),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
-        assert any("service root: http://127.0.0.1:" in line for line in lines)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
 
 
 # -- progress display -------------------------------------------------------------------------

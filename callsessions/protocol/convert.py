@@ -21,8 +21,8 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from callsessions.protocol.gcpause import gc_paused
-from callsessions.protocol.schema import ALL_FIELDS, CallStatus, snake_case
 from callsessions.protocol.records import JSON, CallSession
+from callsessions.protocol.schema import ALL_FIELDS, CallStatus, snake_case
 
 __all__ = ["make_converter", "structure_session", "unstructure_session"]
 
