@@ -116,17 +116,29 @@ def test_a_complete_window_needs_no_verification() -> None:
     assert w.verification() == [] and w.problem() is None
 
 
-def test_a_short_window_is_walked_again_and_the_missing_record_recovered() -> None:
+def test_a_short_window_is_read_again_in_slices_and_the_missing_record_recovered() -> None:
     w = walk()
-    w.take(page([1, 2], 3))  # the count says 3; r3 never came
-    first = w.verification()
-    assert first == [(WINDOW, 0, 2)]
-    assert w.take_verification([(first[0], page([1, 2], 3))]) == []
-    rest = w.verification()
-    assert rest == [(WINDOW, 2, 2)]
-    assert [r["id"] for r in w.take_verification([(rest[0], page([3], 3, offset=2))])] == ["r3"]
+    w.take(page([1, 2], 3))  # the count says 3; r3 never came (a shuffled tie, say)
+    slices = w.verification()
+    assert [(o, n) for _, o, n in slices] == [(0, 2)] * len(slices) and len(slices) == 2
+    assert slices[0][0].start == WINDOW.start and slices[-1][0].end == WINDOW.end
+    answers = [(slices[0], page([1, 2], 2)), (slices[1], page([3], 1))]
+    assert [r["id"] for r in w.take_verification(answers)] == ["r3"]
     assert w.verification() == [] and w.problem() is None
     assert w.summary.rewalks == 1 and w.summary.records == 3
+
+
+def test_when_slices_cannot_help_the_window_is_walked_again() -> None:
+    second = Window(START, START + timedelta(seconds=1))  # too short to cut
+    w = WindowWalk(second, SETTINGS, lambda r: r["id"], PullSummary())
+    w.take(page([1, 2], 3))
+    first = w.verification()
+    assert first == [(second, 0, 2)]
+    w.take_verification([(first[0], page([1, 2], 3))])
+    rest = w.verification()
+    assert rest == [(second, 2, 2)]
+    assert [r["id"] for r in w.take_verification([(rest[0], page([3], 3, offset=2))])] == ["r3"]
+    assert w.verification() == [] and w.problem() is None
 
 
 def test_a_count_that_lies_stops_within_twice_the_windows_pages() -> None:

@@ -25,7 +25,7 @@ Decisions and the errors they raise:
 * a count that reaches the offset ceiling -> ``overflows``: the window must be ``split``
   (a count at the ceiling may be a capped total); a window too short to split ->
   ``IncompletePullError``;
-* fewer unique ids than the count at the end -> re-walks, then one-page slices, within a
+* fewer unique ids than the count at the end -> one-page slices, then re-walks, within a
   budget of twice the window's pages in requests; what is still missing -> ``problem()``.
 """
 
@@ -199,36 +199,47 @@ class WindowWalk(Generic[T]):
     def verification(self) -> list[Request]:
         """The next requests that may complete the window (empty: nothing more to try).
 
-        First up to ``max_rewalks`` whole walks (the first page, then the rest by the
-        newest count); then slices of the window small enough for one page each, so that
-        neither shuffled ties nor shifting offsets can hide a record; all within
-        ``budget`` requests."""
+        First slices of the window small enough for one page each: one request returns all
+        of a slice's records, so neither ties shuffled between requests nor shifting offsets
+        can hide one (a slice still too full is cut again, down to the resolution). Then,
+        with what is left of the budget, up to ``max_rewalks`` whole walks (the first page,
+        then the rest by its count). All within ``budget`` requests."""
         if self.complete:
             return []
+        if self._slices is None:
+            self._slices = [(self.window, self.count or 0)]
+        if self._slices and self._slice_rounds < self.max_rewalks + 4:
+            requests = self._slice_requests()
+            if requests:
+                return requests
+        self._slices = []  # slicing is over: whole walks from here on
+        return self._walk_requests()
+
+    def _slice_requests(self) -> list[Request]:
+        assert self._slices is not None
+        P = self.settings.page_size
+        one_page = attrs.evolve(self.settings, offset_ceiling=P, fill=1.0)
+        parts = [p for w, c in self._slices for p in split_window(w, max(c, P + 1), one_page)]
+        if len(parts) > self.budget - self._spent or parts == [w for w, _ in self._slices]:
+            return []  # no room, or nothing left to cut
+        self._slice_rounds += 1
+        self.summary.rewalks += 1
+        return self._spend([(p, 0, P) for p in parts])
+
+    def _walk_requests(self) -> list[Request]:
         P = self.settings.page_size
         room = self.budget - self._spent
-        if self._slices is None and self._rest_pending:
-            rest = page_offsets(self.count or 0, P, self.settings.capacity, P)[:room]
+        if self._rest_pending:
             self._rest_pending = False
+            rest = page_offsets(self.count or 0, P, self.settings.capacity, P)[:room]
             if rest:
                 return self._spend([(self.window, o, n) for o, n in rest])
-            room = self.budget - self._spent
-        if self._slices is None and self._rounds < self.max_rewalks and room >= 1:
+        if self._rounds < self.max_rewalks and room >= 1:
             self._rounds += 1
             self._rest_pending = True
             self.summary.rewalks += 1
             return self._spend([(self.window, 0, P)])
-        if self._slices is None:
-            self._slices = [(self.window, self.count or 0)]
-        if not self._slices or self._slice_rounds >= self.max_rewalks + 4:
-            return []
-        one_page = attrs.evolve(self.settings, offset_ceiling=P, fill=1.0)
-        parts = [p for w, c in self._slices for p in split_window(w, max(c, P + 1), one_page)]
-        if len(parts) > room:
-            return []
-        self._slice_rounds += 1
-        self.summary.rewalks += 1
-        return self._spend([(p, 0, P) for p in parts])
+        return []
 
     def _spend(self, requests: list[Request]) -> list[Request]:
         self._spent += len(requests)
@@ -238,6 +249,7 @@ class WindowWalk(Generic[T]):
         """Feed the answers to ``verification()``'s requests; the records not seen before."""
         found: list[T] = []
         slices: list[tuple[Window, int]] = []
+        slicing = bool(self._slices)
         for (part, offset, _limit), page in answers:
             self.summary.pages += 1
             if part == self.window and offset == 0 and page.count is not None:
@@ -247,11 +259,11 @@ class WindowWalk(Generic[T]):
             ids = page_ids(page.items, self.ident, part)
             fresh = self._new(page.items, ids)
             found.extend(fresh if self.delivered is None else self._once_per_pull(fresh))
-            if self._slices is not None:
+            if slicing:
                 overflow = page.count is not None and page.count > len(page.items)
                 if overflow and part.length > self.settings.resolution:
                     slices.append((part, page.count or 0))
-        if self._slices is not None:
+        if slicing:
             self._slices = slices
         self.summary.records += len(found)
         return found
