@@ -82,7 +82,7 @@ class PullSummary:
             text += f", {_n(self.rewalks, 're-walk')}"
         text += f", {self.elapsed:.1f}s, {rate:,.0f} records/s"
         if self.problems:
-            text += f"; INCOMPLETE: {len(self.problems)} window(s)"
+            text += f"; INCOMPLETE: {_n(len(self.problems), 'window')}"
         return text
 
 

@@ -85,7 +85,8 @@ class PullOutcome:
             return f"{self.path} was completed by an earlier run: nothing to pull"
         text = self.summary.line()
         if self.resumed_records:
-            text += f" (resumed after {self.resumed_records} records)"
+            n = self.resumed_records
+            text += f" (resumed after {n} {'record' if n == 1 else 'records'})"
         if self.stopped_at_max_items:
             text += " (stopped at max_items)"
         return f"{text} -> {self.path}"

@@ -139,17 +139,17 @@ class DistributedSummary:
     def line(self) -> str:
         """One human line: records, windows, jobs, requests, time."""
         text = (
-            f"{self.records} records in {self.done}/{self.windows} windows "
-            f"({self.skipped} done before, {self.enqueued} enqueued), {self.requests} requests, "
-            f"{self.retries} window retries"
+            f"{_n(self.records, 'record')} in {self.done}/{_n(self.windows, 'window')} "
+            f"({self.skipped} done before, {self.enqueued} enqueued), "
+            f"{_n(self.requests, 'request')}, {_n(self.retries, 'window retry', 'window retries')}"
         )
         if self.throttled:
             text += f", {self.throttled} throttled"
-        text += f", {len(self.workers)} workers, {self.elapsed:.1f}s -> {self.out_dir}"
+        text += f", {_n(len(self.workers), 'worker')}, {self.elapsed:.1f}s -> {self.out_dir}"
         if self.duplicates:
             text += f"; {self.duplicates} DUPLICATE ids across parts"
         if self.failed:
-            text += f"; INCOMPLETE: {len(self.failed)} window(s) failed"
+            text += f"; INCOMPLETE: {_n(len(self.failed), 'window')} failed"
         return text
 
     def lines(self) -> list[str]:
@@ -177,3 +177,8 @@ class DistributedSummary:
             "workers": list(self.workers),
             "elapsed": round(self.elapsed, 3),
         }
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    """``1 worker``, ``2 workers``."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
