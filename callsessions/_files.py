@@ -9,34 +9,31 @@ import contextlib
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from callsessions.errors import OutputLockedError
 
-__all__ = ["OutputLock", "atomic_write", "lock_path"]
+__all__ = [
+    "OutputLock",
+    "atomic_file",
+    "atomic_write",
+    "create_file",
+    "fsync_dir",
+    "lock_path",
+    "temp_name",
+]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step: a temporary file beside it, fsynced, then
-    renamed over it. A crash leaves the old file or the new one, never a mix. The file is
-    created with the umask's usual mode (0644 under umask 022), like any file a tool writes.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _sync_dir(path.parent)
+def create_file(path: Path) -> BinaryIO:
+    """A new file for writing, created with the umask's usual mode (0644 under umask 022,
+    as ``open`` would; ``tempfile`` would make it 0600); fails if ``path`` exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    return os.fdopen(fd, "wb")
 
 
-def _sync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -44,6 +41,40 @@ def _sync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def temp_name(path: Path) -> Path:
+    """A temporary name beside ``path``, hidden and ending in ``.tmp`` (so that no glob for
+    the output's extension ever matches it), unique per call."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` in one step: yields a temporary file beside it; on a clean exit it is
+    fsynced and renamed over ``path`` (then the folder is fsynced); on an error it is
+    removed. A crash leaves the old file or the new one, never a mix."""
+    tmp = temp_name(path)
+    fh = create_file(tmp)
+    try:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        os.replace(tmp, path)
+    except BaseException:
+        fh.close()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (see ``atomic_file``); mode 0644 under
+    umask 022."""
+    with atomic_file(path) as fh:
+        fh.write(data)
 
 
 def lock_path(out: Path) -> Path:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from callsessions._files import atomic_file, atomic_write, create_file, fsync_dir
 
 if TYPE_CHECKING:  # only for the annotation: the sinks never import the client at run time
     from callsessions.protocol.planning import Window
@@ -269,57 +269,6 @@ def decimal_text(value: Any) -> str | None:
 
 
 # -- files --------------------------------------------------------------------------------
-
-
-def create_file(path: Path) -> BinaryIO:
-    """A new file for writing, created with the umask's usual mode (0644 under umask 022,
-    as ``open`` would; ``tempfile`` would make it 0600); fails if ``path`` exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    return os.fdopen(fd, "wb")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def temp_name(path: Path) -> Path:
-    """A temporary name beside ``path``, hidden and ending in ``.tmp`` (so that no glob for
-    the output's extension ever matches it), unique per call."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write ``path`` in one step: yields a temporary file beside it; on a clean exit it is
-    fsynced and renamed over ``path`` (then the folder is fsynced); on an error it is
-    removed. A crash leaves the old file or the new one, never a mix."""
-    tmp = temp_name(path)
-    fh = create_file(tmp)
-    try:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
-        os.replace(tmp, path)
-    except BaseException:
-        fh.close()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (see ``atomic_file``); mode 0644 under
-    umask 022."""
-    with atomic_file(path) as fh:
-        fh.write(data)
 
 
 def remove_temporaries(path: Path) -> None:
