@@ -1,16 +1,13 @@
-"""The bulk pull engine: windows walked concurrently, in order, verified, checkpointed.
+"""The bulk pull engine: the scheduler of a pull's requests. What to do with each page is
+the window's walk (``protocol.walk``); this only decides when requests go out.
 
-A *producer* task walks the plan's windows in order. For each window it fetches the first
-page (which tells the window's count), splits the window if it would need an offset past
-the ceiling, and otherwise spawns one task per remaining page. Tasks go into a bounded queue
-in order, so memory is bounded by the queue, and requests start as soon as the adaptive
-limiter has room, also while the caller is still busy with earlier pages (prefetch).
-
-The *consumer* (the async generator the caller iterates) takes the queue in order, drops
-records already seen in the window, and when a window ends, verifies that the unique ids
-gathered match the window's count. A window that falls short is walked again, then split into
-single-page slices, a bounded number of times; what still cannot be completed is reported in
-the summary and raised as ``IncompletePullError`` at the end, never passed off as complete.
+A *producer* task queues every window's page requests in order, from the plan's counts,
+without waiting for a window's first page, as far ahead as a bounded room allows (so memory
+is bounded, and requests flow while the caller works on earlier pages). The *consumer* (the
+async generator the caller iterates) takes the queue in order, hands each page to its
+window's walk, and at a window's end fetches what the walk still asks for (tail pages,
+verification), then yields the window's last page ``final``; an incomplete window is raised
+as ``IncompletePullError`` at the end, after everything else was delivered.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import attrs
-from attrs import define, field
 
 from callsessions.errors import (
     DecodeError,
@@ -50,8 +46,10 @@ from callsessions.pull.queue import (
     PendingPage,
     WindowEnd,
     WindowStart,
+    WindowState,
     discard,
     done,
+    reap,
 )
 from callsessions.pull.stream import PullStream
 
@@ -60,29 +58,6 @@ __all__ = ["PullEngine", "PullStream", "PullSummary", "RequestContext", "WindowP
 log = logging.getLogger("callsessions")
 
 T = TypeVar("T")
-
-
-@define
-class _WindowState(Generic[T]):
-    """What the consumer knows of the window it is reading: its walk (the decisions), and
-    the scheduling around it."""
-
-    index: int
-    walk: WindowWalk[T]
-    first: bool = True
-    #: the count that made this window too full to read; its pages are skipped, and it is
-    #: pulled again as sub-windows
-    overflow: int | None = None
-    wasted: int = 0
-    #: offsets below this were requested by the producer
-    planned: int | None = None
-    #: pages past the plan's estimate, requested as soon as the first page told the count
-    tail: list[asyncio.Future[Any]] = field(factory=list)
-    tail_end: int = 0
-
-    @property
-    def window(self) -> Window:
-        return self.walk.window
 
 
 class PullEngine(Generic[T]):
@@ -156,75 +131,73 @@ class PullEngine(Generic[T]):
         return task
 
     async def _produce(self, queue: asyncio.Queue[Any], indexes: Iterable[int]) -> None:
-        """Queue every page request of every window, in order, as far ahead as the queue
+        """Queue every page request of every window, in order, as far ahead as the room
         allows. A window's pages are known from the plan's count (exact or estimated), so
         they go out without waiting for its first page; the consumer checks that count
-        against the pages' own and mends the difference."""
-        P, ceiling = self.settings.page_size, self.settings.capacity
-        for index in indexes:
-            window = self.plan.windows[index]
-            count = window.count
-            if count is not None:
-                pages = page_offsets(max(count, 1), P, ceiling)
-                planned = pages[-1][0] + pages[-1][1]
-                await queue.put(WindowStart(index, window, planned))
-                for offset, limit in pages:
-                    await self._room.acquire()
-                    task = self._spawn(window, offset, limit, reuse=offset == 0 and index == 0)
-                    if offset == 0:
-                        task.add_done_callback(self._early_tail_callback(index, window, planned))
-                    await queue.put(task)
-                await queue.put(WindowEnd(index, window, planned))
-                continue
-            # Nothing planned: learn the count from the first page before going on.
-            await queue.put(WindowStart(index, window, None))
-            try:
-                first = await self.fetch(window, 0, P)
-            except Exception as exc:
-                await queue.put(Failure(exc))
-                return
-            await self._room.acquire()
-            await queue.put(done(first))
-            if first.count is None:
-                try:
-                    covered = await self._walk_without_count(queue, window, first)
-                except Exception as exc:
-                    await queue.put(Failure(exc))
-                    return
-                await queue.put(WindowEnd(index, window, covered))
-                continue
-            pages = page_offsets(first.count, P, ceiling, P)
-            for offset, limit in pages:
-                await self._room.acquire()
-                await queue.put(self._spawn(window, offset, limit))
-            covered = pages[-1][0] + pages[-1][1] if pages else P
-            await queue.put(WindowEnd(index, window, covered))
+        against the pages' own and mends the difference. A window with no count learns it
+        from its first page first."""
+        try:
+            for index in indexes:
+                window = self.plan.windows[index]
+                if window.count is not None:
+                    await self._produce_planned(queue, index, window, window.count)
+                else:
+                    await self._produce_unplanned(queue, index, window)
+        except Exception as exc:
+            await queue.put(Failure(exc))
+            return
         await queue.put(END)
 
-    async def _walk_without_count(
-        self, queue: asyncio.Queue[Any], window: Window, first: Page[T]
-    ) -> int:
-        """A server that sends no count: walk page after page until a short page."""
-        P = self.settings.page_size
-        page, offset = first, 0
-        while page.limit is not None and len(page.items) >= page.limit:
-            offset += P
-            if offset + 1 > self.settings.capacity:
-                raise IncompletePullError(
-                    f"window {window} reaches the offset ceiling and the server sends no "
-                    "count to split it by; use a narrower range",
-                    [WindowProblem(window, offset, offset, "no count, over the ceiling")],
-                )
-            previous = page_ids(page.items, self.ident, window)
-            page = await self.fetch(window, offset, min(P, self.settings.capacity - offset))
-            if page.items and page_ids(page.items, self.ident, window) == previous:
-                raise PaginationError(
-                    f"the page at offset {offset} repeats the previous page's ids: the "
-                    "server ignores the offset (check the wire names)"
-                )
+    async def _produce_planned(
+        self, queue: asyncio.Queue[Any], index: int, window: Window, count: int
+    ) -> None:
+        pages = page_offsets(max(count, 1), self.settings.page_size, self.settings.capacity)
+        planned = pages[-1][0] + pages[-1][1]
+        await queue.put(WindowStart(index, window, planned))
+        for offset, limit in pages:
             await self._room.acquire()
-            await queue.put(done(page))
-        return offset + P
+            task = self._spawn(window, offset, limit, reuse=offset == 0 and index == 0)
+            if offset == 0:
+                task.add_done_callback(self._early_tail_callback(index, window, planned))
+            await queue.put(task)
+        await queue.put(WindowEnd(index, window, planned))
+
+    async def _produce_unplanned(
+        self, queue: asyncio.Queue[Any], index: int, window: Window
+    ) -> None:
+        P, ceiling = self.settings.page_size, self.settings.capacity
+        await queue.put(WindowStart(index, window, None))
+        page = await self.fetch(window, 0, P)
+        await self._room.acquire()
+        await queue.put(done(page))
+        offset = 0
+        if page.count is None:
+            # No count at all: page after page until a short one (guarded against a server
+            # that ignores the offset, and against the ceiling).
+            while page.limit is not None and len(page.items) >= page.limit:
+                offset += P
+                if offset + 1 > ceiling:
+                    raise IncompletePullError(
+                        f"window {window} reaches the offset ceiling and the server sends no "
+                        "count to split it by; use a narrower range",
+                        [WindowProblem(window, offset, offset, "no count, over the ceiling")],
+                    )
+                previous = page_ids(page.items, self.ident, window)
+                page = await self.fetch(window, offset, min(P, ceiling - offset))
+                if page.items and page_ids(page.items, self.ident, window) == previous:
+                    raise PaginationError(
+                        f"the page at offset {offset} repeats the previous page's ids: the "
+                        "server ignores the offset (check the wire names)"
+                    )
+                await self._room.acquire()
+                await queue.put(done(page))
+            await queue.put(WindowEnd(index, window, offset + P))
+            return
+        pages = page_offsets(page.count, P, ceiling, P)
+        for o, n in pages:
+            await self._room.acquire()
+            await queue.put(self._spawn(window, o, n))
+        await queue.put(WindowEnd(index, window, pages[-1][0] + pages[-1][1] if pages else P))
 
     # -- consumer ---------------------------------------------------------------------
 
@@ -240,7 +213,7 @@ class PullEngine(Generic[T]):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         producer = asyncio.ensure_future(self._produce(queue, indexes))
         held: Page[T] | None = None
-        state: _WindowState[T] | None = None
+        state: WindowState[T] | None = None
         try:
             while (item := await queue.get()) is not END:
                 if isinstance(item, Failure):
@@ -265,9 +238,9 @@ class PullEngine(Generic[T]):
             await producer
             self._finish(started)
         finally:
-            await _reap(queue, producer, self._tasks)
+            await reap(queue, producer, self._tasks)
 
-    async def _take_item(self, state: _WindowState[T], item: Any) -> Page[T] | None:
+    async def _take_item(self, state: WindowState[T], item: Any) -> Page[T] | None:
         """A page request from the queue, in its turn: the page of records not seen before
         (None when there is nothing to hand out)."""
         self._room.release()  # taken out of the waiting room
@@ -286,7 +259,7 @@ class PullEngine(Generic[T]):
         return state.walk.take(page)
 
     async def _end_window(
-        self, state: _WindowState[T], covered: int, held: Page[T] | None
+        self, state: WindowState[T], covered: int, held: Page[T] | None
     ) -> AsyncGenerator[Page[T], None]:
         """A window's last pages: the sub-windows of an over-full one, or the page held back
         with what the tail and verification recovered; the last one is ``final``. The
@@ -332,7 +305,7 @@ class PullEngine(Generic[T]):
             log.info("refetching a page that did not parse: %s", exc)
             return await self.fetch(window, pending.offset, pending.limit)
 
-    def _state(self, start: WindowStart) -> _WindowState[T]:
+    def _state(self, start: WindowStart) -> WindowState[T]:
         walk: WindowWalk[T] = WindowWalk(
             start.window,
             self.settings,
@@ -342,7 +315,7 @@ class PullEngine(Generic[T]):
             delivered=self.delivered,
             max_rewalks=self.max_rewalks,
         )
-        return _WindowState(start.index, walk, planned=start.planned)
+        return WindowState(start.index, walk, planned=start.planned)
 
     def _early_tail_callback(
         self, index: int, window: Window, planned: int
@@ -367,7 +340,7 @@ class PullEngine(Generic[T]):
         end = tail[-1][0] + tail[-1][1] if tail else planned
         return [self._spawn(window, o, n) for o, n in tail], end
 
-    def _spawn_tail(self, state: _WindowState[T], count: int | None) -> None:
+    def _spawn_tail(self, state: WindowState[T], count: int | None) -> None:
         """The first page's count is above the plan's estimate: request the missing pages
         now (unless that was done already when the page arrived)."""
         early = self._early_tails.pop(state.index, None)
@@ -379,7 +352,7 @@ class PullEngine(Generic[T]):
             return
         state.tail, state.tail_end = self._tail_tasks(state.window, count, planned)
 
-    async def _complete(self, state: _WindowState[T], covered: int) -> list[T]:
+    async def _complete(self, state: WindowState[T], covered: int) -> list[T]:
         """At a window's end: take the tail pages (and any the count still lacks), then
         verify the window."""
         walk, extra = state.walk, []
@@ -404,7 +377,7 @@ class PullEngine(Generic[T]):
             self.summary.problems.append(problem)
         return extra
 
-    async def _overflowed(self, state: _WindowState[T]) -> AsyncGenerator[Page[T], None]:
+    async def _overflowed(self, state: WindowState[T]) -> AsyncGenerator[Page[T], None]:
         """Read an over-full window as sub-windows sized to its count, with an engine of
         their own (so they too are fetched concurrently, in order, and verified)."""
         window, count = state.window, state.overflow or 0
@@ -431,19 +404,3 @@ class PullEngine(Generic[T]):
                 yield attrs.evolve(page, final=False)
         finally:
             await pages.aclose()
-
-
-async def _reap(
-    queue: asyncio.Queue[Any], producer: asyncio.Future[Any], tasks: set[asyncio.Future[Any]]
-) -> None:
-    """Leaving (done, failed, or the caller left early): cancel the producer and every
-    request still in flight or queued, and wait for them, so that no task outlives the pull."""
-    producer.cancel()
-    pending: list[Any] = [producer, *tasks]
-    while not queue.empty():
-        left = queue.get_nowait()
-        if isinstance(left, asyncio.Future):
-            pending.append(left)
-    for fut in pending:
-        fut.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)

@@ -1,5 +1,6 @@
-"""What the engine's producer puts in its queue, in order: window markers and page requests
-(a page whose body waits as bytes until its turn), and how leftovers are dropped."""
+"""What the engine's producer puts in its queue, in order (window markers and page requests,
+a page whose body waits as bytes until its turn), what its consumer keeps of the window it
+reads, and how leftovers are dropped."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from attrs import frozen
+from attrs import define, field, frozen
 
 from callsessions.protocol.planning import Window
 from callsessions.protocol.records import Page
+from callsessions.protocol.walk import WindowWalk
 
 __all__ = [
     "END",
@@ -21,8 +23,10 @@ __all__ = [
     "PendingPage",
     "WindowEnd",
     "WindowStart",
+    "WindowState",
     "discard",
     "done",
+    "reap",
 ]
 
 T = TypeVar("T")
@@ -110,3 +114,42 @@ def done(page: Page[T]) -> asyncio.Future[PendingPage[T]]:
     fut: asyncio.Future[PendingPage[T]] = asyncio.get_running_loop().create_future()
     fut.set_result(Parsed(page))
     return fut
+
+
+@define
+class WindowState(Generic[T]):
+    """What the consumer knows of the window it is reading: its walk (the decisions), and
+    the scheduling around it."""
+
+    index: int
+    walk: WindowWalk[T]
+    first: bool = True
+    #: the count that made this window too full to read; its pages are skipped, and it is
+    #: pulled again as sub-windows
+    overflow: int | None = None
+    wasted: int = 0
+    #: offsets below this were requested by the producer
+    planned: int | None = None
+    #: pages past the plan's estimate, requested as soon as the first page told the count
+    tail: list[asyncio.Future[Any]] = field(factory=list)
+    tail_end: int = 0
+
+    @property
+    def window(self) -> Window:
+        return self.walk.window
+
+
+async def reap(
+    queue: asyncio.Queue[Any], producer: asyncio.Future[Any], tasks: set[asyncio.Future[Any]]
+) -> None:
+    """Leaving (done, failed, or the caller left early): cancel the producer and every
+    request still in flight or queued, and wait for them, so that no task outlives the pull."""
+    producer.cancel()
+    pending: list[Any] = [producer, *tasks]
+    while not queue.empty():
+        left = queue.get_nowait()
+        if isinstance(left, asyncio.Future):
+            pending.append(left)
+    for fut in pending:
+        fut.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
