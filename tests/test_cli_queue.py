@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -120,6 +121,7 @@ def redis_holds(url: str, secret: bytes) -> bool:
     try:
         for key in client.scan_iter():
             kind = client.type(key).decode()
+            values: list[Any]
             if kind == "string":
                 values = [client.get(key) or b""]
             elif kind == "hash":

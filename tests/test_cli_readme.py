@@ -153,7 +153,7 @@ class Reader:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{args[0]} did not start:\n{log.read_text()}")
 
-    async def stop(self) -> list[int | None]:
+    async def stop(self) -> list[int]:
         codes = []
         for proc, log in self.servers:
             if proc.returncode is None:

@@ -116,8 +116,8 @@ def test_error_classes_are_a_tree() -> None:
     assert issubclass(TokenExpiredError, AuthenticationError)
     for cls in (BadRequestError, AuthenticationError, PermissionDeniedError, NotFoundError):
         assert issubclass(cls, APIError)
-    for cls in (RateLimitedError, ServerError, DecodeError, ConnectionFailedError):
-        assert issubclass(cls, CallSessionsError)
+    for other in (RateLimitedError, ServerError, DecodeError, ConnectionFailedError):
+        assert issubclass(other, CallSessionsError)
     assert issubclass(InvalidQueryError, ValueError)
     assert issubclass(RequestTimeoutError, CallSessionsError)
 

@@ -93,7 +93,8 @@ def test_split_cuts_by_time_and_a_window_too_short_is_an_error() -> None:
     parts = walk().split(30)
     assert parts[0].start == WINDOW.start and parts[-1].end == WINDOW.end
     assert all(a.end == b.start for a, b in itertools.pairwise(parts))
-    short = WindowWalk(Window(START, START + timedelta(seconds=1)), SETTINGS, lambda r: r["id"])
+    one_second = Window(START, START + timedelta(seconds=1))
+    short: WindowWalk[Any] = WindowWalk(one_second, SETTINGS, lambda r: r["id"])
     with pytest.raises(IncompletePullError, match="too short to split"):
         short.split(30)
 
@@ -130,7 +131,7 @@ def test_a_short_window_is_read_again_in_slices_and_the_missing_record_recovered
 
 def test_when_slices_cannot_help_the_window_is_walked_again() -> None:
     second = Window(START, START + timedelta(seconds=1))  # too short to cut
-    w = WindowWalk(second, SETTINGS, lambda r: r["id"], PullSummary())
+    w: WindowWalk[Any] = WindowWalk(second, SETTINGS, lambda r: r["id"], PullSummary())
     w.take(page([1, 2], 3))
     first = w.verification()
     assert first == [(second, 0, 2)]
