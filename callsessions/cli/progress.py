@@ -84,6 +84,11 @@ class Progress:
             self._bar.n = done
             self._bar.refresh()
 
+    def refresh(self) -> None:
+        """Redraw (the elapsed time and the rate move on while nothing arrives)."""
+        if self._bar is not None:
+            self._bar.refresh()
+
     def close(self) -> None:
         """Remove the bar (the summary line follows)."""
         if self._bar is not None:

@@ -17,6 +17,7 @@ What is decided here (the README says the same):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
@@ -188,9 +189,20 @@ class PullProgressBar:
         self.bar: Progress | None = None
         self.summary: PullSummary | None = None
         self.client: CallSessionsClient | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     def start(self, total: int, done: int) -> None:
         self.bar = Progress(self.enabled, total=total, initial=done)
+        if self.bar.enabled:
+            # Redrawn every second, so that the clock does not freeze while a throttled pull
+            # waits out a Retry-After and no page arrives.
+            self._ticker = asyncio.get_running_loop().create_task(self._tick(self.bar))
+
+    @staticmethod
+    async def _tick(bar: Progress) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            bar.refresh()
 
     def advance(self, records: int, summary: PullSummary) -> None:
         self.summary = summary
@@ -205,6 +217,9 @@ class PullProgressBar:
         return f"throttled {rate:.1f} req/s"
 
     def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         if self.bar is not None:
             self.bar.close()
 
