@@ -85,6 +85,7 @@ def test_the_readme_snippet_runs(
         assert f"{expected} records in" in printed
     elif heading == "### Splitting a pull across workers":
         assert f"{expected} records" in printed
+        assert (tmp_path / "calls" / "_manifest.json").exists()
     elif heading == "### Configuration":
         client = scope["client"]
         assert client.config.wire_names.date_field == "dateType"
