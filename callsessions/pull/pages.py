@@ -18,14 +18,14 @@ from attrs import frozen
 from callsessions.errors import InvalidQueryError
 from callsessions.http.config import MAX_CONCURRENCY
 from callsessions.http.limiter import AdaptiveLimiter
-from callsessions.http.pipeline import RequestPipeline
+from callsessions.http.pipeline import RequestContext, RequestPipeline
 from callsessions.protocol.convert import structure_sessions
 from callsessions.protocol.planning import PullPlan, Window
 from callsessions.protocol.query import SessionQuery, snake_case
 from callsessions.protocol.rawpage import parse_raw_page
 from callsessions.protocol.records import CallSession, Page
 from callsessions.protocol.summary import PullSummary
-from callsessions.protocol.wire import HTTPResponse, parse_page, peek_count
+from callsessions.protocol.wire import HTTPRequest, HTTPResponse, parse_page, peek_count
 from callsessions.pull.checkpoint import Checkpoint
 from callsessions.pull.engine import PullEngine
 from callsessions.pull.planner import plan_with_first_page, pull_query
@@ -68,9 +68,9 @@ async def pull_pages(
         raise InvalidQueryError(
             "concurrency", bound, f"must be an integer from 1 to {MAX_CONCURRENCY}"
         )
-    ctx = attrs.evolve(pipeline.fresh_context(AdaptiveLimiter(bound)), summary=summary)
     if not isinstance(source, PullPlan | SessionQuery):
         raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
+    ctx = attrs.evolve(pipeline.fresh_context(AdaptiveLimiter(bound)), summary=summary)
     if checkpoint is not None:
         # Resuming: the checkpoint's plan is pulled (no planning again), provided it was
         # made for this source.
@@ -79,57 +79,22 @@ async def pull_pages(
     elif isinstance(source, PullPlan):
         plan = source
     else:
-        plan, first_page = await plan_with_first_page(
-            pipeline, pull_query(source, config.page_size), ctx
-        )
-    base = plan.query
-
-    def request(window: Window, offset: int, limit: int) -> Any:
-        query = attrs.evolve(base, start=window.start, end=window.end, offset=offset)
-        return pipeline.request_for(attrs.evolve(query, page_size=limit))
-
-    date_field = base.effective_date_field.value
+        query = pull_query(source, config.page_size)
+        plan, first_page = await plan_with_first_page(pipeline, query, ctx)
+    fetcher = _Fetcher(pipeline, ctx, plan.query, raw, summary)
     lines = raw == "lines"
-
-    async def fetch(window: Window, offset: int, limit: int) -> Page[Any]:
-        req = request(window, offset, limit)
-        if lines:
-            # Parsed under the retry policy, so that a broken body is fetched again.
-            def parsed(response: HTTPResponse) -> Page[Any]:
-                body = _Body(response.body, offset, limit, None, req.path, date_field)
-                if response.status != 200:
-                    parse_page(response, method=req.method, path=req.path)  # raises
-                return body.parse()
-
-            return await pipeline.checked(req, ctx, parsed)
-        data = await pipeline.page_data(req, ctx)
-        items: list[Any] = data.items if raw else _structured(data.items, summary)
-        return Page(items=items, count=data.count, offset=offset, limit=limit)
-
-    async def fetch_pending(window: Window, offset: int, limit: int) -> _Body:
-        req = request(window, offset, limit)
-        body = await pipeline.body(req, ctx)
-        into = None if raw else summary
-        return _Body(body, offset, limit, into, req.path, date_field if lines else None)
-
-    first: _Body | None = None
-    if first_page is not None and plan.windows:
-        size = plan.settings.page_size
-        path = request(plan.windows[0], 0, size).path
-        into = None if raw else summary
-        first = _Body(first_page, 0, size, into, path, date_field if lines else None)
     engine: PullEngine[Any] = PullEngine(
         plan,
-        fetch,
+        fetcher.fetch,
         _line_id if lines else _raw_id if raw else _record_id,
         ctx,
         concurrency=bound,
         max_rewalks=config.max_rewalks,
         checkpoint=checkpoint,
-        fetch_pending=fetch_pending,
+        fetch_pending=fetcher.fetch_pending,
         delivered=set() if dedupe == "pull" else None,
-        date_of=_line_date if lines else _date_reader(date_field, bool(raw)),
-        first_page=first,
+        date_of=_line_date if lines else _date_reader(fetcher.date_field, bool(raw)),
+        first_page=fetcher.ready(plan, first_page),
     )
     pages = engine.pages()
     try:
@@ -137,6 +102,58 @@ async def pull_pages(
             yield page
     finally:
         await pages.aclose()
+
+
+class _Fetcher:
+    """How the engine gets a page of the pull: parsed at once (tail pages, verification)
+    or kept as bytes until its turn (the planned pages)."""
+
+    def __init__(
+        self,
+        pipeline: RequestPipeline,
+        ctx: RequestContext,
+        base: SessionQuery,
+        raw: Kind,
+        summary: PullSummary,
+    ) -> None:
+        self.pipeline, self.ctx, self.base, self.raw = pipeline, ctx, base, raw
+        self.summary = summary
+        self.date_field = base.effective_date_field.value
+        #: for raw lines: the date column to read off each record's bytes
+        self.lines_of = self.date_field if raw == "lines" else None
+        #: where structured records count their type mismatches
+        self.into = None if raw else summary
+
+    def request(self, window: Window, offset: int, limit: int) -> HTTPRequest:
+        query = attrs.evolve(self.base, start=window.start, end=window.end, offset=offset)
+        return self.pipeline.request_for(attrs.evolve(query, page_size=limit))
+
+    async def fetch(self, window: Window, offset: int, limit: int) -> Page[Any]:
+        req = self.request(window, offset, limit)
+        if self.lines_of is not None:
+            # Parsed under the retry policy, so that a broken body is fetched again.
+            def parsed(response: HTTPResponse) -> Page[Any]:
+                if response.status != 200:
+                    parse_page(response, method=req.method, path=req.path)  # raises
+                return _Body(response.body, offset, limit, None, req.path, self.lines_of).parse()
+
+            return await self.pipeline.checked(req, self.ctx, parsed)
+        data = await self.pipeline.page_data(req, self.ctx)
+        items: list[Any] = data.items if self.raw else _structured(data.items, self.summary)
+        return Page(items=items, count=data.count, offset=offset, limit=limit)
+
+    async def fetch_pending(self, window: Window, offset: int, limit: int) -> _Body:
+        req = self.request(window, offset, limit)
+        body = await self.pipeline.body(req, self.ctx)
+        return _Body(body, offset, limit, self.into, req.path, self.lines_of)
+
+    def ready(self, plan: PullPlan, body: bytes | None) -> _Body | None:
+        """The first window's first page, when planning fetched it already."""
+        if body is None or not plan.windows:
+            return None
+        size = plan.settings.page_size
+        path = self.request(plan.windows[0], 0, size).path
+        return _Body(body, 0, size, self.into, path, self.lines_of)
 
 
 @frozen
