@@ -92,7 +92,7 @@ async def test_the_bar_is_redrawn_while_nothing_arrives(monkeypatch: pytest.Monk
             raise asyncio.CancelledError
         await real_sleep(0)
 
-    monkeypatch.setattr(cli_pull.asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)  # the ticker sleeps through asyncio
     with pytest.raises(asyncio.CancelledError):
         await cli_pull.PullProgressBar._tick(Bar())  # type: ignore[arg-type]
     assert naps[:3] == [1.0, 1.0, 1.0] and len(redrawn) == 3
