@@ -17,7 +17,7 @@ from callsessions import (
     PullSummary,
     Window,
 )
-from callsessions.protocol.walk import WindowWalk
+from callsessions.protocol.walk import WindowWalk, check_advanced, next_uncounted
 
 START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 WINDOW = Window(START, START + timedelta(hours=1))
@@ -169,3 +169,21 @@ def test_dedupe_across_the_pull_drops_ids_another_window_delivered() -> None:
     w = walk(delivered=delivered)
     assert [r["id"] for r in w.take(page([1, 2], 2)).items] == ["r2"]
     assert delivered == {"r1", "r2"} and w.summary.duplicates_dropped == 1
+
+
+@pytest.mark.parametrize(
+    ("items", "offset", "step"),
+    [([1, 2], 0, (2, 2)), ([1], 0, None), ([], 4, None), ([1, 2], 6, (8, 2))],
+)
+def test_without_a_count_the_walk_goes_on_until_a_short_page(
+    items: list[int], offset: int, step: tuple[int, int] | None
+) -> None:
+    assert next_uncounted(WINDOW, SETTINGS, page(items, None, offset), offset) == step
+
+
+def test_without_a_count_the_ceiling_is_an_error_and_a_repeated_page_stops_the_walk() -> None:
+    with pytest.raises(IncompletePullError, match="sends no count"):
+        next_uncounted(WINDOW, SETTINGS, page([1, 2], None, 8), 8)
+    with pytest.raises(PaginationError, match="repeats the previous page"):
+        check_advanced(WINDOW, page([1, 2], None), page([1, 2], None, 2), lambda r: r["id"])
+    check_advanced(WINDOW, page([1, 2], None), page([3], None, 2), lambda r: r["id"])

@@ -43,7 +43,7 @@ from callsessions.protocol.planning import PullSettings, Window, page_offsets, s
 from callsessions.protocol.records import Page
 from callsessions.protocol.summary import PullSummary, WindowProblem
 
-__all__ = ["Request", "WindowWalk", "page_ids"]
+__all__ = ["Request", "WindowWalk", "check_advanced", "next_uncounted", "page_ids"]
 
 T = TypeVar("T")
 
@@ -63,6 +63,37 @@ def page_ids(items: list[T], ident: Callable[[T], Any], window: Window) -> list[
             window=str(window),
         )
     return ids
+
+
+def next_uncounted(
+    window: Window, settings: PullSettings, page: Page[T], offset: int
+) -> tuple[int, int] | None:
+    """For a server that sends no count: ``(offset, limit)`` of the page after ``page``
+    (which was asked at ``offset``), or None after a short page (the window's end). Past the
+    ceiling nothing can tell how many are left: ``IncompletePullError``."""
+    if page.limit is None or len(page.items) < page.limit:
+        return None
+    offset += settings.page_size
+    if offset + 1 > settings.capacity:
+        raise IncompletePullError(
+            f"window {window} reaches the offset ceiling and the server sends no "
+            "count to split it by; use a narrower range",
+            [WindowProblem(window, offset, offset, "no count, over the ceiling")],
+        )
+    return offset, min(settings.page_size, settings.capacity - offset)
+
+
+def check_advanced(
+    window: Window, previous: Page[T], page: Page[T], ident: Callable[[T], Any]
+) -> None:
+    """A page holding exactly the previous page's ids means the server ignores the offset:
+    a walk would spin (``PaginationError``)."""
+    ids = page_ids(page.items, ident, window)
+    if ids and ids == page_ids(previous.items, ident, window):
+        raise PaginationError(
+            f"the page at offset {page.offset} repeats the previous page's ids: the "
+            "server ignores the offset (check the wire names)"
+        )
 
 
 @define

@@ -24,7 +24,6 @@ import attrs
 from callsessions.errors import (
     DecodeError,
     IncompletePullError,
-    PaginationError,
 )
 from callsessions.http.pipeline import RequestContext
 from callsessions.protocol.planning import (
@@ -35,7 +34,7 @@ from callsessions.protocol.planning import (
 )
 from callsessions.protocol.records import Page
 from callsessions.protocol.summary import PullSummary, WindowProblem
-from callsessions.protocol.walk import WindowWalk, page_ids
+from callsessions.protocol.walk import WindowWalk, check_advanced, next_uncounted, page_ids
 from callsessions.pull.checkpoint import Checkpoint
 from callsessions.pull.queue import (
     END,
@@ -171,24 +170,11 @@ class PullEngine(Generic[T]):
         await self._room.acquire()
         await queue.put(done(page))
         offset = 0
-        if page.count is None:
-            # No count at all: page after page until a short one (guarded against a server
-            # that ignores the offset, and against the ceiling).
-            while page.limit is not None and len(page.items) >= page.limit:
-                offset += P
-                if offset + 1 > ceiling:
-                    raise IncompletePullError(
-                        f"window {window} reaches the offset ceiling and the server sends no "
-                        "count to split it by; use a narrower range",
-                        [WindowProblem(window, offset, offset, "no count, over the ceiling")],
-                    )
-                previous = page_ids(page.items, self.ident, window)
-                page = await self.fetch(window, offset, min(P, ceiling - offset))
-                if page.items and page_ids(page.items, self.ident, window) == previous:
-                    raise PaginationError(
-                        f"the page at offset {offset} repeats the previous page's ids: the "
-                        "server ignores the offset (check the wire names)"
-                    )
+        if page.count is None:  # no count at all: page after page until a short one
+            while (step := next_uncounted(window, self.settings, page, offset)) is not None:
+                offset, limit = step
+                previous, page = page, await self.fetch(window, offset, limit)
+                check_advanced(window, previous, page, self.ident)
                 await self._room.acquire()
                 await queue.put(done(page))
             await queue.put(WindowEnd(index, window, offset + P))

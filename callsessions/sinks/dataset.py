@@ -30,7 +30,6 @@ from attrs import field, frozen
 from .base import (
     MismatchCounter,
     OutputMismatchError,
-    RawRecord,
     atomic_write,
     columns_for,
     key_order,
@@ -43,6 +42,7 @@ from .parts import (
     PartFormat,
     PartInfo,
     PartWriter,
+    WritesParts,
 )
 
 __all__ = ["MANIFEST", "DatasetSink", "Manifest", "read_manifest", "write_manifest"]
@@ -120,7 +120,7 @@ def _ours(name: str) -> bool:
     return name == MANIFEST or name.startswith(("part-", INPROGRESS, f".{MANIFEST}."))
 
 
-class DatasetSink:
+class DatasetSink(WritesParts):
     """A dataset directory of ``jsonl`` or ``parquet`` parts, one per window."""
 
     def __init__(
@@ -194,15 +194,6 @@ class DatasetSink:
             mismatches=self.mismatches,
         )
         self.written = 0
-
-    def _open_writer(self) -> PartWriter:
-        if self._writer is None:
-            raise RuntimeError("DatasetSink is not open")
-        return self._writer
-
-    def write(self, records: Sequence[RawRecord]) -> None:
-        self._open_writer().write(records)
-        self.written += len(records)
 
     def commit(self, window: str) -> dict[str, Any]:
         """Rename the window's part into place; the position lists the committed parts."""

@@ -22,7 +22,6 @@ from typing import Any
 
 from .base import (
     MismatchCounter,
-    RawRecord,
     atomic_file,
     columns_for,
     remove_temporaries,
@@ -32,6 +31,7 @@ from .parts import (
     INPROGRESS,
     PartInfo,
     PartWriter,
+    WritesParts,
     count_records,
     parquet_writer,
 )
@@ -92,7 +92,7 @@ def keep_committed(directory: Path, parts: Sequence[PartInfo]) -> None:
             entry.unlink()
 
 
-class ParquetSink:
+class ParquetSink(WritesParts):
     """A typed Parquet file (zstd; ``id`` first, then the fields in order)."""
 
     def __init__(
@@ -149,15 +149,6 @@ class ParquetSink:
             statistics=False,
         )
         self.written = 0
-
-    def _open_writer(self) -> PartWriter:
-        if self._writer is None:
-            raise RuntimeError("ParquetSink is not open")
-        return self._writer
-
-    def write(self, records: Sequence[RawRecord]) -> None:
-        self._open_writer().write(records)
-        self.written += len(records)
 
     def commit(self, window: str) -> dict[str, Any]:
         """Spool the window's records as a part; the position lists the committed parts."""

@@ -120,6 +120,23 @@ def parquet_writer(
     )
 
 
+class WritesParts:
+    """What the sinks that write through a ``PartWriter`` (Parquet's spool, the dataset
+    directory) share: the open writer, and handing it records."""
+
+    _writer: PartWriter | None
+    written: int
+
+    def _open_writer(self) -> PartWriter:
+        if self._writer is None:
+            raise RuntimeError(f"{type(self).__name__} is not open")
+        return self._writer
+
+    def write(self, records: Sequence[RawRecord]) -> None:
+        self._open_writer().write(records)
+        self.written += len(records)
+
+
 class PartWriter:
     """Writes the parts of one directory one after the other: ``write`` adds records to the
     part in progress, ``commit(key)`` completes it as window ``key``'s part."""

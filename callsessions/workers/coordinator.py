@@ -24,8 +24,7 @@ Step by step:
 5. **Manifest**: ``_manifest.json`` lists the verified parts and, in its metadata, the plan
    fingerprint, ``complete`` and every window (count planned, file, records, status, error).
 
-Parts are on a file system every worker and the coordinator share (the same path
-everywhere), since workers write them and the coordinator reads them.
+Parts are on a file system every worker and the coordinator share, at the same path.
 """
 
 from __future__ import annotations
