@@ -40,7 +40,11 @@ class ClientConfig:
     query-string names. ``timeout`` bounds one request in seconds; ``max_body_bytes`` the
     size of a body read whole. ``page_size`` is used by pulls and by ``fetch_page`` when
     the query sets none; ``concurrency`` bounds requests in flight in a pull (it adapts down
-    on 429s); ``offset_ceiling`` is the deepest ``offset + limit`` the service serves;
+    on 429s); a pull starts with ``initial_concurrency`` in flight and adds one each success
+    (doubling every round trip, as TCP's slow start) until ``concurrency`` or the first 429,
+    so that a server's unknown rate limit is met by a few requests, not by ``concurrency``
+    of them at once (None: start at ``concurrency``); ``offset_ceiling`` is the deepest
+    ``offset + limit`` the service serves;
     ``max_rewalks`` bounds the re-walks of a window whose ids fall short. ``max_rate``
     caps requests per second (below it the pace is learned from 429s); ``max_stall`` is how
     long a pull keeps trying while the server answers only 429.
@@ -55,6 +59,7 @@ class ClientConfig:
     retry: RetryPolicy = field(factory=RetryPolicy)
     page_size: int = MAX_PAGE_SIZE
     concurrency: int = field(default=8, validator=_positive("concurrency", MAX_CONCURRENCY))
+    initial_concurrency: int | None = 1
     offset_ceiling: int = 10_000
     max_rewalks: int = 3
     window_fill: float = 0.8
@@ -70,6 +75,13 @@ class ClientConfig:
             raise InvalidQueryError("wire_names", self.wire_names, "must be a WireNames")
         if self.max_rate is not None:
             _positive("max_rate")(self, None, self.max_rate)
+        start = self.initial_concurrency
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
+            raise InvalidQueryError("initial_concurrency", start, "must be an integer or None")
+        if start is not None and not 1 <= start <= MAX_CONCURRENCY:
+            raise InvalidQueryError(
+                "initial_concurrency", start, f"must be from 1 to {MAX_CONCURRENCY}"
+            )
         if self.max_rewalks < 0:
             raise InvalidQueryError("max_rewalks", self.max_rewalks, "must be >= 0")
         self.pull_settings()  # validates page_size, offset_ceiling, fill, resolution

@@ -1,5 +1,8 @@
 """Adaptive concurrency: at most ``limit`` requests in flight, halved on a 429, grown back
 by one after a run of successes (AIMD, as TCP does), never above the configured bound.
+With ``initial`` it starts lower and grows by one each success until the bound or the
+first 429 (TCP's slow start: the number in flight doubles every round trip), so that an
+unknown rate limit is first met by a few requests, not by ``bound`` of them at once.
 Waiters are served first come, first served, so pages are requested in order. A 429's
 wait also pauses new requests of the whole pull, so that one throttled answer does not
 turn into a burst of them."""
@@ -21,6 +24,7 @@ class AdaptiveLimiter:
         self,
         bound: int,
         *,
+        initial: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -30,8 +34,12 @@ class AdaptiveLimiter:
         self._clock = clock
         #: no new request starts before this moment (the clock's time), after a 429
         self.paused_until = 0.0
+        if initial is not None and initial < 1:
+            raise ValueError("initial must be >= 1")
         self.bound = bound
-        self.limit = bound
+        self.limit = bound if initial is None else min(bound, initial)
+        #: growing by one a success (doubling each round trip) until the first throttle
+        self.ramping = self.limit < bound
         self.in_flight = 0
         #: the smallest limit reached (for the summary)
         self.lowest = bound
@@ -83,13 +91,20 @@ class AdaptiveLimiter:
         """A 429 arrived: halve the limit, and start no request for ``wait`` seconds."""
         if wait > 0:
             self.paused_until = max(self.paused_until, self._now() + wait)
+        self.ramping = False
         self.limit = max(1, self.limit // 2)
         self.lowest = min(self.lowest, self.limit)
         self._successes = 0
 
     def on_success(self) -> None:
-        """A request succeeded; after ``limit`` successes in a row the limit grows by one."""
+        """A request succeeded: in the slow start the limit grows by one; after it, by one
+        after ``limit`` successes in a row."""
         if self.limit >= self.bound:
+            self.ramping = False
+            return
+        if self.ramping:
+            self.limit += 1
+            self._wake()
             return
         self._successes += 1
         if self._successes >= self.limit:

@@ -1,0 +1,130 @@
+"""The slow start of a pull's concurrency (issue 11): a pull begins with one request in
+flight and doubles every round trip until its bound or the first 429, so that a server's
+unknown rate limit is met by a few requests rather than by the whole concurrency at once.
+
+The closed loop runs on the virtual-time loop of ``test_ratelimit`` (nothing sleeps for
+real): requesters hold a concurrency slot of :class:`AdaptiveLimiter` around each request
+to a fake token-bucket server, paced by :class:`AdaptiveRateLimiter`, as the pipeline does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from test_ratelimit import FakeServer, Run, run_virtual
+
+from callsessions import ClientConfig, InvalidQueryError
+from callsessions.http.limiter import AdaptiveLimiter
+from callsessions.http.ratelimit import AdaptiveRateLimiter
+
+
+def test_the_limit_grows_by_one_a_success_until_the_bound() -> None:
+    limiter = AdaptiveLimiter(8, initial=1)
+    assert limiter.limit == 1 and limiter.ramping
+    seen = []
+    for _ in range(10):
+        limiter.on_success()
+        seen.append(limiter.limit)
+    assert seen == [2, 3, 4, 5, 6, 7, 8, 8, 8, 8]
+    assert not limiter.ramping
+    assert limiter.lowest == 8, "a slow start is not a cut"
+
+
+def test_a_throttle_ends_the_slow_start() -> None:
+    limiter = AdaptiveLimiter(16, initial=1)
+    for _ in range(5):
+        limiter.on_success()
+    assert limiter.limit == 6
+    limiter.on_throttle()
+    assert limiter.limit == 3 and not limiter.ramping
+    for _ in range(2):
+        limiter.on_success()
+    assert limiter.limit == 3, "after it, one more only after `limit` successes in a row"
+    limiter.on_success()
+    assert limiter.limit == 4
+
+
+def test_without_initial_it_starts_at_the_bound() -> None:
+    limiter = AdaptiveLimiter(8)
+    assert limiter.limit == 8 and not limiter.ramping
+    assert AdaptiveLimiter(4, initial=10).limit == 4
+    with pytest.raises(ValueError, match="initial"):
+        AdaptiveLimiter(4, initial=0)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, 257])
+def test_initial_concurrency_is_checked(value: object) -> None:
+    with pytest.raises(InvalidQueryError) as info:
+        ClientConfig(initial_concurrency=value)  # type: ignore[arg-type]
+    assert info.value.parameter == "initial_concurrency"
+
+
+def test_initial_concurrency_defaults_to_one() -> None:
+    assert ClientConfig().initial_concurrency == 1
+    assert ClientConfig(initial_concurrency=None).initial_concurrency is None
+
+
+async def _closed_loop(
+    initial: int | None, requesters: int, rate: float | None, burst: float, seed: int
+) -> tuple[Run, int]:
+    """``requesters`` tasks pull until 200 requests were served; answers the run and the
+    most requests ever in flight at once before the first 429."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    server = FakeServer(rate, burst)
+    pacer = AdaptiveRateLimiter(rand=rng.random)
+    slots = AdaptiveLimiter(requesters, initial=initial)
+    run = Run()
+    first_429: list[float] = []
+    peak = 0
+
+    async def requester() -> None:
+        nonlocal peak
+        while run.ok < 200:
+            async with slots.slot():
+                await pacer.acquire()
+                sent = loop.time()
+                if not first_429:
+                    peak = max(peak, slots.in_flight)
+                await asyncio.sleep(0.02 * rng.uniform(0.25, 0.75))
+                retry_after = server.answer(loop.time())
+                await asyncio.sleep(0.02 * rng.uniform(0.25, 0.75))
+            if retry_after is None:
+                run.ok += 1
+                run.wall = loop.time()
+                slots.on_success()
+                await pacer.on_success()
+            else:
+                run.throttled += 1
+                if not first_429 or sent < first_429[0]:
+                    run.first_wave += 1
+                    first_429[:1] = first_429[:1] or [loop.time()]
+                slots.on_throttle()
+                await pacer.on_throttle(retry_after)
+
+    await asyncio.gather(*(requester() for _ in range(requesters)))
+    return run, peak
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("rate", "burst"), [(2.0, 2.0), (5.0, 5.0)])
+def test_the_first_wave_of_429s_is_small(rate: float, burst: float, seed: int) -> None:
+    """16 requesters against a bucket of 2 or 5: all at once, the first 429 is met by about
+    14 (or 11) refusals; with the slow start by 1-6."""
+    at_once, _ = run_virtual(_closed_loop(None, 16, rate, burst, seed))
+    slow, _ = run_virtual(_closed_loop(1, 16, rate, burst, seed))
+    assert at_once.first_wave >= 10
+    assert slow.first_wave <= 6
+    assert slow.ok >= 200 and slow.share <= 0.05
+    assert slow.ok / slow.wall >= 0.85 * rate, "the pace is still the server's"
+
+
+def test_without_a_limit_the_slow_start_reaches_the_bound_and_costs_little() -> None:
+    at_once, peak_at_once = run_virtual(_closed_loop(None, 16, None, 0.0, 0))
+    slow, peak_slow = run_virtual(_closed_loop(1, 16, None, 0.0, 0))
+    assert at_once.throttled == slow.throttled == 0
+    assert peak_at_once == peak_slow == 16
+    # 200 requests at 16 in flight are ~13 round trips; the slow start adds about 3
+    assert slow.wall <= at_once.wall * 1.35
