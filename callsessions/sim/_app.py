@@ -18,6 +18,7 @@ from ._data import Dataset
 from ._export import content_disposition, download_name, export_chunks, media_type
 from ._faults import Decision, FaultEngine
 from ._query import ParamError, Query, QueryEngine, Result, parse_query
+from ._render import PageRenderer
 from ._responses import JSON_TYPE, error, fault_response, json_response, select
 
 __all__ = [
@@ -105,6 +106,8 @@ class SimState:
         #: client benchmarks on a small machine. Bounded; bypassed when ties are shuffled.
         self.page_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self.page_cache_size = 64
+        #: renders list bodies without a dict per record, and keeps rendered records
+        self.renderer = PageRenderer(self.dataset, int(config.record_cache_mb * (1 << 20)))
 
     @property
     def faults(self) -> FaultConfig:
@@ -157,6 +160,41 @@ class SimState:
         """Parse wire parameters (ParamError on invalid input) and evaluate them, unpaged."""
         query = parse_query(params)
         return query, self.queries.evaluate(query)
+
+    def page_body(self, params: Mapping[str, str]) -> bytes:
+        """The body of a 200 list answer to these wire parameters now, under the faults in
+        force (no fault drawn: not truncated, ties not shuffled); ParamError if invalid."""
+        query = parse_query(params, offset_ceiling=self.config.offset_ceiling)
+        return self.list_body(params, query, self.queries.evaluate(query))
+
+    def list_body(
+        self,
+        params: Mapping[str, str],
+        query: Query,
+        result: Result,
+        shuffle: random.Random | None = None,
+    ) -> bytes:
+        """The list body for a parsed query and its result: from the page cache, or
+        rendered (``shuffle``: ties shuffled with it, never cached)."""
+        faults = self.faults
+        # the faults that change a 200's body are part of the key: a change is seen at once
+        key = (self.dataset.version, faults.body_key(), tuple(sorted(params.items())))
+        cached = self.page_cache.get(key) if shuffle is None else None
+        if cached is not None:
+            self.page_cache.move_to_end(key)
+            return cached
+        start, stop = query.offset, query.offset + query.limit
+        if shuffle is not None:
+            rids = result.shuffled_rids(start, stop, shuffle)
+        else:
+            rids = result.rids(start, stop)
+        count = faults.reported_count(result.count)
+        body = self.renderer.body(count, rids, query.fields, faults)
+        if shuffle is None and self.page_cache_size:
+            self.page_cache[key] = body
+            while len(self.page_cache) > self.page_cache_size:
+                self.page_cache.popitem(last=False)
+        return body
 
     def matching_ids(self, params: Mapping[str, str] | None = None) -> list[str]:
         """Ids of every record matching these wire parameters right now, in sort order.
@@ -267,29 +305,7 @@ async def _search(request: web.Request) -> web.StreamResponse:
         if query.format is not None:
             status = 200
             return await _export(request, state, query, result, decision)
-        start, stop = query.offset, query.offset + query.limit
-        faults = state.faults
-        # the faults that change a 200's body are part of the key: a change is seen at once
-        key = (state.dataset.version, faults.body_key(), tuple(sorted(params.items())))
-        cached = state.page_cache.get(key) if decision.shuffle is None else None
-        if cached is not None:
-            state.page_cache.move_to_end(key)
-            body = cached
-        else:
-            if decision.shuffle is not None:
-                rids = result.shuffled_rids(start, stop, decision.shuffle)
-            else:
-                rids = result.rids(start, stop)
-            body = orjson.dumps(
-                {
-                    "count": faults.reported_count(result.count),
-                    "items": select(state.dataset, rids, query.fields, faults),
-                }
-            )
-            if decision.shuffle is None and state.page_cache_size:
-                state.page_cache[key] = body
-                while len(state.page_cache) > state.page_cache_size:
-                    state.page_cache.popitem(last=False)
+        body = state.list_body(params, query, result, decision.shuffle)
         status = 200
         if decision.kind == "truncated":
             return web.Response(status=200, body=body[: len(body) // 2], content_type=JSON_TYPE)

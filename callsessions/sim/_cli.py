@@ -88,6 +88,12 @@ def _add_data(data: argparse._ArgumentGroup) -> None:
         default=10_000,
         help="largest offset+limit answered (default: %(default)s, records)",
     )
+    data.add_argument(
+        "--record-cache-mb",
+        type=float,
+        default=256.0,
+        help="rendered records kept for reuse; CPU only (default: %(default)s, MB; 0: none)",
+    )
 
 
 def _add_auth(auth: argparse._ArgumentGroup) -> None:
@@ -264,6 +270,7 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         span=timedelta(days=ns.span_days),
         burst_fraction=ns.burst_fraction,
         offset_ceiling=ns.offset_ceiling,
+        record_cache_mb=ns.record_cache_mb,
         latency=ns.latency_ms / 1000.0,
         jitter=ns.jitter_ms / 1000.0,
         token_ttl=ns.token_ttl,

@@ -165,6 +165,9 @@ class SimConfig:
     (seconds, Moscow time by default). ``clock`` is the simulator's notion of "now" (token
     expiry and the per-token rate limit); tests inject a controllable one. ``latency`` and
     ``jitter`` (seconds) delay every search/export answer by ``latency + U(0, jitter)``.
+    ``record_cache_mb`` bounds the rendered list records kept for reuse (a record with every
+    field is about 1.3 kB: a million would take about 1.4 GB; 0 keeps none). It changes the
+    simulator's CPU, never what it answers.
     """
 
     records: int = attrs.field(default=10_000, validator=_non_negative)
@@ -190,6 +193,7 @@ class SimConfig:
     )
     jwt_secret: str = "callsessions-sim-secret"
     faults: FaultConfig = attrs.field(factory=FaultConfig)
+    record_cache_mb: float = attrs.field(default=256.0, validator=_non_negative)
     clock: Callable[[], float] = attrs.field(default=time.time, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
