@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from callsessions.protocol.rawpage import parse_raw_page
+from callsessions.protocol.rawpage import _check_utf8, parse_raw_page
 from callsessions.sim import Dataset
 
 PAGE = 1000
@@ -141,6 +141,20 @@ def raw_page_check_utf8(bodies: list[bytes]) -> object:
     return None
 
 
+def utf8_decode_whole(bodies: list[bytes]) -> object:
+    """Component: the UTF-8 check as one ``bytes.decode`` of the whole body (the old way)."""
+    for body in bodies:
+        body.decode("utf-8")
+    return None
+
+
+def utf8_check_chunked(bodies: list[bytes]) -> object:
+    """Component: the UTF-8 check ``parse_raw_page(check_utf8=True)`` makes (pieces)."""
+    for body in bodies:
+        _check_utf8(body, "GET", "/p")
+    return None
+
+
 CANDIDATES: dict[str, Candidate] = {
     "orjson_loads": orjson_loads,
     "orjson_loads_dumps": orjson_loads_dumps,
@@ -151,6 +165,8 @@ CANDIDATES: dict[str, Candidate] = {
     "raw_pass_only": raw_pass_only,
     "parse_raw_page": raw_page,
     "parse_raw_page_check_utf8": raw_page_check_utf8,
+    "utf8_decode_whole": utf8_decode_whole,
+    "utf8_check_chunked": utf8_check_chunked,
 }
 PRETTY_CANDIDATES = ("orjson_loads", "orjson_loads_dumps", "parse_raw_page")
 
