@@ -118,10 +118,15 @@ class StandInLimiter:
         raise RateLimitedError(429, error="rate limited", retry_after=retry_after or None)
 
 
+#: the simulator's latency per answer (s), ``--latency``: 0 by default (as in the table of
+#: the first run); a real service answers in tens of milliseconds
+LATENCY = [0.0]
+
+
 def sim_config(records: int) -> SimConfig:
     """A week of ``records`` calls: ``records / 250`` pages, plus a partial page per window
     and the planning requests."""
-    return SimConfig(records=records, seed=7, start=SIM_START, span=SIM_SPAN)
+    return SimConfig(records=records, seed=7, start=SIM_START, span=SIM_SPAN, latency=LATENCY[0])
 
 
 def the_query() -> SessionQuery:
@@ -470,7 +475,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--old-ref", help=f"also run the client of this commit (default: {OLD} in a full "
         "run, none with --quick; '' for none)",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="the simulator's latency in seconds "
+        "(default: %(default)s)",
+    )
     ns = parser.parse_args(argv)
+    LATENCY[0] = ns.latency
     profile = "quick" if ns.quick else "full"
     ref = ns.old_ref if ns.old_ref is not None else (None if ns.quick else OLD_REF)
     started = time.perf_counter()
@@ -480,12 +490,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    res.update(profile=profile, old_ref=ref if old else None,
+    res.update(profile=profile, latency=ns.latency, old_ref=ref if old else None,
                elapsed_s=time.perf_counter() - started,
                command=" ".join(["python -m benchmarks.ratelimit", *(argv or sys.argv[1:])]))
     ns.json.parent.mkdir(parents=True, exist_ok=True)
     ns.json.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2))
-    print(f"Rate limits ({profile} profile, {res['elapsed_s']:.0f} s), {PAGE}-record pages:\n")
+    print(f"Rate limits ({profile} profile, {res['elapsed_s']:.0f} s), {PAGE}-record pages, "
+          f"latency {ns.latency * 1000:g} ms:\n")
     print(table(res["rows"]) + "\n\n" + change_table(res["changes"]))
     print(f"\nresults: {ns.json}")
     return 0

@@ -210,10 +210,26 @@ def test_adapter_slow_start_then_cubic_cuts() -> None:
     adapter.on_throttle(1.0, resume_at=2.0)  # 10/s
     assert adapter.on_success(3.0) == pytest.approx(20.0)  # doubles each second of sending
     assert adapter.on_success(3.5) == pytest.approx(20.0 * math.sqrt(2))
+    measured = adapter.meter.rate_at(3.5)  # 12 successes: far less than was allowed
+    assert measured < 10.0 * math.sqrt(2)
     rate = adapter.on_throttle(3.5, resume_at=4.5)
     assert adapter.phase == "cubic"
-    assert adapter.w_max == pytest.approx(10.0 * math.sqrt(2))  # one doubling ago
-    assert rate == pytest.approx(0.7 * 10.0 * math.sqrt(2))
+    # the top is the rate of one doubling ago, but never above what was served
+    assert adapter.w_max == pytest.approx(measured)
+    assert rate == pytest.approx(0.7 * measured)
+
+
+def test_adapter_slow_start_ends_at_one_doubling_ago_when_that_was_served() -> None:
+    adapter = RateAdapter(doubling=1.0, growth_cap=100.0)
+    _ = [adapter.on_success(i * 0.1) for i in range(10)]
+    adapter.on_throttle(1.0, resume_at=2.0)  # 10/s
+    t = 2.0
+    while t < 3.5:  # the server serves all that is sent: 10/s doubling every second
+        t += 1.0 / (10.0 * 2.0 ** (t - 2.0))
+        adapter.on_success(t)
+    assert adapter.meter.rate_at(t) > 10.0 * 2.0 ** (t - 3.0)
+    adapter.on_throttle(t, resume_at=t + 1.0)
+    assert adapter.w_max == pytest.approx(10.0 * 2.0 ** (t - 2.0) / 2, rel=0.01)
 
 
 def _cubic_adapter(top: float, measured: float, growth_cap: float = 100.0) -> RateAdapter:

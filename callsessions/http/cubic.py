@@ -231,6 +231,9 @@ class RateAdapter:
       the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence);
     - throttles within ``cooldown`` seconds of a cut, or before its pause ends, answer
       requests sent before it: they do not cut again (six in-flight 429s make one cut);
+    - above ``w_max`` the curve probes no faster than one cycle of ``probe_requests``
+      requests (``probe_period`` seconds at the least): the same share of refusals at 2
+      req/s as at 20;
     - growth never runs ahead of use: the rate stays under ``growth_cap`` times the measured
       rate (or ``w_max``, whichever is higher), as in botocore;
     - always within ``[min_rate, max_rate]``.
@@ -249,6 +252,7 @@ class RateAdapter:
         doubling: float = 1.0,
         cooldown: float = 1.0,
         growth_cap: float = 2.0,
+        probe_requests: float = 60.0,
         meter: RateMeter | None = None,
     ) -> None:
         _check_positive("min_rate", min_rate)
@@ -263,6 +267,8 @@ class RateAdapter:
         self.cooldown = cooldown
         self.doubling = doubling
         self.growth_cap = growth_cap
+        self.probe_requests = probe_requests
+        self._probe_period = probe_period
         self.meter = meter if meter is not None else RateMeter()
         #: the CUBIC curve, in use once the slow start is over
         self.cubic = CubicCalculator(
@@ -323,14 +329,21 @@ class RateAdapter:
             return rate
         if self._phase == "slow start":
             self._phase = "cubic"
-            return self._set(self.cubic.cut(current / 2, now, resume_at=resume))
+            return self._set(self._cut(min(current / 2, measured), now, resume))
         m = min(measured, current)
         top, beta = self.cubic.w_max, self.cubic.beta
         if current > top:  # refused while probing above the last top
             top = top + (m - top) / 2 if m > top else m
-            return self._set(self.cubic.cut(top, now, resume_at=resume))
-        self.cubic.cut(m * (1 + beta) / 2, now, resume_at=resume)
+            return self._set(self._cut(top, now, resume))
+        self._cut(m * (1 + beta) / 2, now, resume)
         return self._set(beta * m)
+
+    def _cut(self, top: float, now: float, resume: float) -> float:
+        """``cubic.cut``, its probing first slowed so that a probe cycle above ``top`` takes
+        at least ``probe_requests`` requests: a probe costs about one refusal, so at 2 req/s a
+        20 s cycle alone would refuse 2.5 % of the requests; at 20 req/s, 0.25 %."""
+        self.cubic.probe_period = max(self._probe_period, self.probe_requests / max(top, 1e-9))
+        return self.cubic.cut(top, now, resume_at=resume)
 
     def _set(self, rate: float) -> float:
         rate = max(self.min_rate, rate)

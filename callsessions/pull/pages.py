@@ -8,6 +8,7 @@ engine two ways to fetch a page: parsed at once, or kept as bytes until its turn
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -70,7 +71,8 @@ async def pull_pages(
         )
     if not isinstance(source, PullPlan | SessionQuery):
         raise InvalidQueryError("source", source, "must be a SessionQuery or a PullPlan")
-    ctx = attrs.evolve(pipeline.fresh_context(AdaptiveLimiter(bound)), summary=summary)
+    limiter = AdaptiveLimiter(bound, initial=config.initial_concurrency)
+    ctx = attrs.evolve(pipeline.fresh_context(limiter), summary=summary)
     if checkpoint is not None:
         # Resuming: the checkpoint's plan is pulled (no planning again), provided it was
         # made for this source.
@@ -202,8 +204,8 @@ def _structured(items: list[RawRecord], summary: PullSummary) -> list[CallSessio
     return records
 
 
-def _line_id(line: RawLine) -> Any:
-    return line[0]
+#: a ``RawLine``'s id: called for every record of a page (by ``page_ids``), so a C getter
+_line_id: Callable[[RawLine], Any] = operator.itemgetter(0)
 
 
 def _line_date(line: RawLine) -> datetime | None:
