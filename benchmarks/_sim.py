@@ -40,8 +40,11 @@ class SimProcess:
         latency_ms: float = 0.0,
         offset_ceiling: int = 10_000,
         seed: int = 7,
+        record_cache_mb: float | None = None,
     ) -> None:
         self.records = records
+        #: the simulator's cache of rendered records (None: its default, 256 MB)
+        self.record_cache_mb = record_cache_mb
         self.latency_ms = latency_ms
         self.offset_ceiling = offset_ceiling
         self.seed = seed
@@ -71,6 +74,11 @@ class SimProcess:
             str(self.latency_ms),
             "--offset-ceiling",
             str(self.offset_ceiling),
+            *(
+                ["--record-cache-mb", str(self.record_cache_mb)]
+                if self.record_cache_mb is not None
+                else []
+            ),
         ]
 
     def start(self, timeout: float = 120.0) -> SimProcess:

@@ -663,3 +663,16 @@ if __name__ == "__main__":  # the figures of the report: python tests/test_ratel
             )
             lags.append(_lag(run, 60.0, after))
         print(f"{before} -> {after} req/s (burst {b}) at t=60 s: lag to within 25 % {lags}")
+
+
+@pytest.mark.parametrize(("top", "stretched"), [(1.0, True), (2.0, True), (20.0, False)])
+def test_probing_takes_at_least_sixty_requests_a_cycle(top: float, stretched: bool) -> None:
+    """A probe above the top costs about one refusal: at 2 req/s a 20 s cycle would refuse
+    one request in 40, so the cycle is stretched to 60 requests at the top's rate."""
+    adapter = _cubic_adapter(top, top)
+    adapter._rate = top * 0.9  # refused below the top: the next top is lower
+    adapter.on_throttle(22.0, resume_at=23.0)
+    new_top = adapter.w_max
+    assert new_top is not None and new_top < top
+    assert adapter.cubic.probe_period == pytest.approx(max(20.0, 60.0 / new_top))
+    assert (adapter.cubic.probe_period > 20.0) is stretched

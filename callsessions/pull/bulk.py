@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ __all__ = ["CheckpointError", "PullOutcome", "PullProgress", "checkpoint_path", 
 log = logging.getLogger("callsessions")
 
 T = TypeVar("T")
+
+#: a ``RawLine``'s bytes (its third member), read for every record written
+_LINE_BYTES = operator.itemgetter(2)
 
 
 class CheckpointError(CallSessionsError, ValueError):
@@ -290,7 +294,7 @@ class _Run:
                     if self.max_items is not None and written + len(items) >= self.max_items:
                         items = items[: self.max_items - written]
                     if write_lines is not None:
-                        await self._off(write_lines, [line[2] for line in items])
+                        await self._off(write_lines, list(map(_LINE_BYTES, items)))
                     else:
                         await self._off(self.sink.write, items)
                     in_window += len(items)

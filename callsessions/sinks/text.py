@@ -131,7 +131,7 @@ class JsonlSink(_PartialFileSink):
         """Records as the server's own JSON bytes, one per line (no line breaks inside):
         copied, never decoded and encoded again."""
         if lines:
-            self._put(b"\n".join(lines) + b"\n")
+            self._put(b"\n".join([*lines, b""]))  # one copy of the page, not two
         self.written += len(lines)
 
 
@@ -240,7 +240,7 @@ class StdoutSink:
 
     def write_lines(self, lines: Sequence[bytes]) -> None:
         """Records as the server's own JSON bytes, one per line (see ``JsonlSink``)."""
-        self._write(b"\n".join(lines) + b"\n" if lines else b"", len(lines))
+        self._write(b"\n".join([*lines, b""]) if lines else b"", len(lines))
 
     def _write(self, data: bytes, records: int) -> None:
         out = self._out()
