@@ -6,7 +6,8 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.ratelimit --quick    # short run (~2.5 minutes)
 
 Side by side in one run, on buckets of (2/s, 2), (5/s, 5), (20/s, 10) and none, 250-record
-pages, at the default concurrency and at 16: the client as it is (``adaptive``); today's
+pages, at the default concurrency and at 16: the client as it is (``adaptive``), and with
+``initial_concurrency=1`` (``slow start``, the CLI's ``--slow-start``); today's
 behaviour approximated through the client's ``rate_limiter=`` seam (``stand-in``, see
 :class:`StandInLimiter`); and, in a full run, the real client of the last commit before the
 limiter (``OLD_REF``, extracted with ``git archive`` to a temporary directory and run in a
@@ -51,6 +52,8 @@ DEFAULT_CONCURRENCY = 8  # ClientConfig().concurrency, shown in the table
 #: the last commit before issue 11's limiter (the parent of 8a4ad91): "today" in the issue
 OLD_REF = "d2823b30ec0fd4e35ac18f9db21d49e9b84ab42b"
 OLD = "d2823b3"
+#: the client with ``initial_concurrency=1`` (``--slow-start``)
+SLOW = "slow start"
 
 # rows: (rate, burst, pages), rate None = no bucket; changes: (name, rate before, burst
 # before, rate after, burst after, pages served before the change, pages after it)
@@ -165,6 +168,8 @@ async def pull_once(
     seam: dict[str, Any] = {}
     if kind == "stand-in":
         seam = {"rate_limiter": StandInLimiter(), "retry": RetryPolicy(attempts=6)}
+    elif kind == SLOW:
+        seam = {"initial_concurrency": 1}
     async with CallSessionsClient(sim.url, token=sim.token, **seam) as client:
         t0 = time.perf_counter()
         sampler = asyncio.create_task(sample(sim, client, t0, samples, hook))
@@ -283,7 +288,7 @@ async def measure_bucket(
     """Every client on one bucket. Without a bucket, ``repeats`` round-robin runs of each
     client in this process (the old one runs once: its process layout differs)."""
     clients: list[tuple[str, int | None]] = [
-        (kind, conc) for kind in ("adaptive", "stand-in", OLD) for conc in (None, 16)
+        (kind, conc) for kind in ("adaptive", SLOW, "stand-in", OLD) for conc in (None, 16)
     ]
     clients = [c for c in clients if c[0] != OLD or old is not None]
     runs: dict[tuple[str, int | None], list[dict[str, Any]]] = {c: [] for c in clients}
@@ -412,7 +417,7 @@ def verdict(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The issue's targets, for the client as it is. Without a bucket, "within noise of
     today": the medians of the client and the stand-in (same concurrency) differ by no
     more than the larger half-range of the two (the ± shown)."""
-    if row["client"] != "adaptive":
+    if row["client"] not in ("adaptive", SLOW):
         return ""
     if row["rate_limit"] is None:
         base = [r for r in rows if r["rate_limit"] is None and r["client"] == "stand-in"

@@ -121,6 +121,12 @@ def add_pace(group: argparse._ArgumentGroup) -> None:
         help="requests in flight at most; lowered automatically on 429 (default: 8)",
     )
     group.add_argument(
+        "--slow-start",
+        action="store_true",
+        help="start with one request in flight and double each round trip up to "
+        "--concurrency (fewer 429s from a tight rate limit; costs a few round trips)",
+    )
+    group.add_argument(
         "--offset-ceiling",
         type=types.positive_int,
         metavar="N",

@@ -40,10 +40,11 @@ class ClientConfig:
     query-string names. ``timeout`` bounds one request in seconds; ``max_body_bytes`` the
     size of a body read whole. ``page_size`` is used by pulls and by ``fetch_page`` when
     the query sets none; ``concurrency`` bounds requests in flight in a pull (it adapts down
-    on 429s); a pull starts with ``initial_concurrency`` in flight and adds one each success
-    (doubling every round trip, as TCP's slow start) until ``concurrency`` or the first 429,
-    so that a server's unknown rate limit is met by a few requests, not by ``concurrency``
-    of them at once (None: start at ``concurrency``); ``offset_ceiling`` is the deepest
+    on 429s); with ``initial_concurrency`` a pull starts with that many in flight and adds one
+    each success (doubling every round trip, as TCP's slow start) until ``concurrency`` or
+    the first 429, so that a tight rate limit is met by a few requests, not by
+    ``concurrency`` of them at once, at the price of about log2(concurrency) round trips
+    (None, the default: start at ``concurrency``); ``offset_ceiling`` is the deepest
     ``offset + limit`` the service serves;
     ``max_rewalks`` bounds the re-walks of a window whose ids fall short. ``max_rate``
     caps requests per second (below it the pace is learned from 429s); ``max_stall`` is how
@@ -59,7 +60,7 @@ class ClientConfig:
     retry: RetryPolicy = field(factory=RetryPolicy)
     page_size: int = MAX_PAGE_SIZE
     concurrency: int = field(default=8, validator=_positive("concurrency", MAX_CONCURRENCY))
-    initial_concurrency: int | None = 1
+    initial_concurrency: int | None = None
     offset_ceiling: int = 10_000
     max_rewalks: int = 3
     window_fill: float = 0.8
