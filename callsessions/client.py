@@ -16,7 +16,6 @@ from callsessions.http.download import ExportResult, download
 from callsessions.http.pipeline import RequestPipeline
 from callsessions.http.ratelimit import RateLimiter
 from callsessions.http.transport import AiohttpTransport, Transport
-from callsessions.protocol.convert import structure_sessions
 from callsessions.protocol.planning import PullPlan
 from callsessions.protocol.query import SessionQuery
 from callsessions.protocol.records import CallSession, Page
@@ -151,7 +150,12 @@ class CallSessionsClient:
         data = await pipe.page_data(pipe.request_for(query), pipe.context())
         size = query.page_size or self.config.page_size
         offset = query.offset if query.offset is not None else (query.page or 0) * size
-        items: list[Any] = data.items if raw else structure_sessions(data.items)
+        if raw:
+            items: list[Any] = data.items
+        else:
+            from callsessions.protocol.convert import structure_sessions  # cattrs, lazily
+
+            items = structure_sessions(data.items)
         return Page(items=items, count=data.count, offset=offset, limit=size)
 
     async def count(self, query: SessionQuery) -> int | None:

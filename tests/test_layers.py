@@ -77,3 +77,25 @@ def test_importing_the_package_is_cheap_and_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "has no attribute 'NoSuchName'" in out.stdout
+
+
+def test_a_jsonl_output_does_not_import_the_other_sinks(tmp_path: Path) -> None:
+    """``callsessions.sinks`` is lazy too: a JSONL pull pays for no SQLite, Parquet or
+    dataset module; each name still resolves, and a wrong one is an AttributeError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import callsessions.sinks as sinks\n"
+        f"sink = sinks.open_sink({str(tmp_path / 'x.jsonl')!r}, ('id',))\n"
+        "assert type(sink).__name__ == 'JsonlSink'\n"
+        "others = {'callsessions.sinks.' + m for m in ('sqlite', 'parquet', 'dataset')}\n"
+        "assert not others & set(sys.modules), others & set(sys.modules)\n"
+        "assert sinks.DatasetSink.__module__ == 'callsessions.sinks.dataset'\n"
+        "assert set(sinks._WHERE) == set(sinks.__all__)\n"
+        "try:\n    sinks.NoSuchSink\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "has no attribute 'NoSuchSink'" in out.stdout

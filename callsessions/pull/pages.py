@@ -20,7 +20,6 @@ from callsessions.errors import InvalidQueryError
 from callsessions.http.config import MAX_CONCURRENCY
 from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.pipeline import RequestContext, RequestPipeline
-from callsessions.protocol.convert import structure_sessions
 from callsessions.protocol.planning import PullPlan, Window
 from callsessions.protocol.query import SessionQuery, snake_case
 from callsessions.protocol.rawpage import parse_raw_page
@@ -193,6 +192,8 @@ def _structured(items: list[RawRecord], summary: PullSummary) -> list[CallSessio
     each field is logged once as a warning (the record keeps the value as it came)."""
     counts = summary.type_mismatches
     known = len(counts)
+    from callsessions.protocol.convert import structure_sessions  # cattrs: not for raw pulls
+
     records = structure_sessions(items, counts)
     if len(counts) > known:
         for name in list(counts)[known:]:

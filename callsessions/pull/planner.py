@@ -16,7 +16,6 @@ import attrs
 from callsessions.errors import CallSessionsError, InvalidQueryError, PaginationError
 from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.pipeline import RequestContext, RequestPipeline
-from callsessions.protocol.convert import structure_sessions
 from callsessions.protocol.planning import (
     ONE_SECOND,
     PullPlan,
@@ -152,6 +151,8 @@ async def _bounds(
         ctx.summary.planning_requests += 1
         if not data.items:
             return None
+        from callsessions.protocol.convert import structure_sessions
+
         moment = getattr(structure_sessions(data.items)[0], attr)
         if not isinstance(moment, datetime):
             raise CallSessionsError(f"cannot find the range: {key} is missing or not a date")

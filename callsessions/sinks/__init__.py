@@ -31,27 +31,68 @@ imported only when a Parquet output is opened, and ``open_sink`` refuses ``.parq
 without it before anything is written.
 """
 
-from .base import (
-    FIELD_KINDS,
-    TABLE,
-    MismatchCounter,
-    OutputClosedError,
-    OutputMismatchError,
-    Sink,
-    UnrepresentableValueError,
-    atomic_file,
-    atomic_write,
-    columns_for,
-    decimal_text,
-    parse_window_key,
-    window_key,
-)
-from .dataset import MANIFEST, DatasetSink, Manifest, read_manifest, write_manifest
-from .formats import FORMATS, PART_FORMATS, format_for, open_sink, read_ids
-from .parquet import ParquetSink, require_pyarrow
-from .parts import PartFormat, PartInfo, count_records, scan_parts, write_part
-from .sqlite import SqliteSink
-from .text import CsvSink, JsonlSink, StdoutSink
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import (
+        FIELD_KINDS,
+        TABLE,
+        MismatchCounter,
+        OutputClosedError,
+        OutputMismatchError,
+        Sink,
+        UnrepresentableValueError,
+        atomic_file,
+        atomic_write,
+        columns_for,
+        decimal_text,
+        parse_window_key,
+        window_key,
+    )
+    from .dataset import MANIFEST, DatasetSink, Manifest, read_manifest, write_manifest
+    from .formats import FORMATS, PART_FORMATS, format_for, open_sink, read_ids
+    from .parquet import ParquetSink, require_pyarrow
+    from .parts import PartFormat, PartInfo, count_records, scan_parts, write_part
+    from .sqlite import SqliteSink
+    from .text import CsvSink, JsonlSink, StdoutSink
+
+# Lazy (PEP 562): a JSONL pull does not pay for the SQLite, Parquet and dataset modules.
+_WHERE: dict[str, str] = {
+    "CsvSink": "text",
+    "DatasetSink": "dataset",
+    "FIELD_KINDS": "base",
+    "FORMATS": "formats",
+    "JsonlSink": "text",
+    "MANIFEST": "dataset",
+    "Manifest": "dataset",
+    "MismatchCounter": "base",
+    "OutputClosedError": "base",
+    "OutputMismatchError": "base",
+    "PART_FORMATS": "formats",
+    "ParquetSink": "parquet",
+    "PartFormat": "parts",
+    "PartInfo": "parts",
+    "Sink": "base",
+    "SqliteSink": "sqlite",
+    "StdoutSink": "text",
+    "TABLE": "base",
+    "UnrepresentableValueError": "base",
+    "atomic_file": "base",
+    "atomic_write": "base",
+    "columns_for": "base",
+    "count_records": "parts",
+    "decimal_text": "base",
+    "format_for": "formats",
+    "open_sink": "formats",
+    "parse_window_key": "base",
+    "read_ids": "formats",
+    "read_manifest": "dataset",
+    "require_pyarrow": "parquet",
+    "scan_parts": "parts",
+    "window_key": "base",
+    "write_manifest": "dataset",
+    "write_part": "parts",
+}
 
 __all__ = [
     "FIELD_KINDS",
@@ -89,3 +130,18 @@ __all__ = [
     "write_manifest",
     "write_part",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'callsessions.sinks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
