@@ -41,12 +41,13 @@ It implements ``API.md`` independently of the client (it imports nothing else fr
   resets every token's bucket to full, so the new rate is enforced after one burst.
 """
 
-from ._app import RequestRecord, SimState, SimStats, make_app
+from ._app import make_app
 from ._cli import add_arguments, config_from_args, main
 from ._config import FaultConfig, SimConfig
 from ._data import FIELDS, SORT_FIELDS, STATUSES, Dataset
-from ._query import ParamError
+from ._params import ParamError
 from ._server import SimServer, serve
+from ._state import RequestRecord, SimState, SimStats
 
 __all__ = [
     "FIELDS",

@@ -24,13 +24,11 @@ from typing import Any
 import orjson
 
 from ._data import FIELDS, Dataset
+from ._ids import M40, SCRAMBLE_MUL, UUID_HI_MASK
 from ._tables import ANSWERED, NOT_FINISHED, REGIONS, STATUSES
 
 __all__ = ["FIELD_COLUMNS", "PageColumns", "Tables"]
 
-_UUID_HI_MASK = ((1 << 64) - 1) ^ 0xF000
-_M40 = (1 << 40) - 1
-_SCRAMBLE_MUL = 0x9E3779B97  # as in _data: the id's low 40 bits encode the rid
 _ADDITIONAL = tuple(b'{"attempt":%d,"source":"crm"}' % n for n in (1, 2, 3))
 _BOOL = (b"false", b"true")
 _TEXT_FIELDS = ("messages", "as_string", "dialog_results", "markers", "nps")
@@ -96,8 +94,8 @@ class PageColumns:
         out: list[bytes] = []
         append = out.append
         for rid in self.rids:
-            hi = (hashes[rid] & _UUID_HI_MASK) | 0x4000
-            x = ((rid ^ mask) * _SCRAMBLE_MUL) & _M40
+            hi = (hashes[rid] & UUID_HI_MASK) | 0x4000
+            x = ((rid ^ mask) * SCRAMBLE_MUL) & M40
             x ^= x >> 20
             append(
                 b"%08x-%04x-%04x-%04x-%012x"
@@ -305,7 +303,7 @@ class Tables:
         )
         self.template_ends = tuple(t.end for t in templates)
         self.status_names = tuple(name.encode() for name in STATUSES)
-        self.rid_mask = dataset._rid_mask  # the key that scrambles a rid into its id
+        self.rid_mask = dataset.rid_mask  # the key that scrambles a rid into its id
         sample = dataset.iso(dataset.start)  # YYYY-MM-DDTHH:MM:SS+hh:mm
         self.seconds = tuple(b"%02d%s" % (sec, sample[19:].encode()) for sec in range(60))
         #: "YYYY-MM-DDTHH:MM:" by minute since the epoch (in the data set's UTC offset)

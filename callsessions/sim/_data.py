@@ -4,7 +4,8 @@ Only what filtering and sorting need is stored, one ``array`` per column and ind
 stable record number (``rid``): ``createdAt``, ``updatedAt``, ``startedAt`` (NaN when null),
 ``duration``, status, task, phone and dialogue template. Everything else in a record is a pure
 function of ``(seed, rid)``: the id (a UUID whose low bits encode the rid, so looking up an id
-is O(1)), region, external id, NPS... A million records take about 40 MB.
+is O(1): ``_ids.py``), region, external id, NPS... A million records take about 40 MB. The
+tasks and dialogue templates records point at are ``_catalogue.py``'s.
 
 ``order`` holds the rids sorted by ``createdAt`` (ties keep insertion order) and
 ``created_sorted`` the matching timestamps, so a time window is two bisections away.
@@ -20,105 +21,25 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from ._catalogue import N_TEMPLATES, Task, catalogue
 from ._config import SimConfig
+from ._ids import M40, M64, SCRAMBLE_INV, SCRAMBLE_MUL, UUID_HI_MASK, mix
 from ._tables import (
     ANSWERED,
-    BOT_LINES,
     FIELDS,
-    HUMAN_LINES,
-    MARKERS,
     NEVER_STARTED,
     NOT_FINISHED,
     REGIONS,
-    RESULT_NAMES,
     SORT_FIELDS,
     STATUS_INDEX,
     STATUS_WEIGHTS,
     STATUSES,
-    TASK_SPECS,
     TASK_WEIGHTS,
 )
 
 __all__ = ["FIELDS", "SORT_FIELDS", "STATUSES", "STATUS_INDEX", "Dataset", "Task"]
 
-_M64 = (1 << 64) - 1
-_M40 = (1 << 40) - 1
-_UUID_HI_MASK = _M64 ^ 0xF000
-_SCRAMBLE_MUL = 0x9E3779B97  # odd, so invertible modulo 2**40
-_SCRAMBLE_INV = pow(_SCRAMBLE_MUL, -1, 1 << 40)
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finaliser: a cheap, well-spread hash of a 64-bit integer."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-class Task:
-    """A call task (campaign) with its bot and company."""
-
-    __slots__ = ("bot_id", "bot_name", "company_id", "id", "name", "rate_cents", "short_numbers")
-
-    def __init__(
-        self,
-        id: str,
-        name: str,
-        bot_id: str,
-        bot_name: str,
-        company_id: int,
-        rate_cents: int,
-        short_numbers: tuple[str, ...],
-    ) -> None:
-        self.id = id
-        self.name = name
-        self.bot_id = bot_id
-        self.bot_name = bot_name
-        self.company_id = company_id
-        self.rate_cents = rate_cents
-        self.short_numbers = short_numbers
-
-
-_N_TEMPLATES = 48
 _CHUNK = 65_536
-
-
-class _Template:
-    """A shared dialogue: messages, their text, results and markers (never mutated)."""
-
-    __slots__ = ("as_string", "dialog_results", "end", "markers", "messages", "nps")
-
-    def __init__(self, rng: random.Random) -> None:
-        t = 0.0
-        messages: list[dict[str, Any]] = []
-        for turn in range(rng.randint(2, 7)):
-            t += rng.uniform(0.5, 6.0)
-            messages.append({"role": "bot", "text": rng.choice(BOT_LINES), "time": round(t, 1)})
-            if turn == 0 or rng.random() < 0.85:
-                t += rng.uniform(0.5, 8.0)
-                messages.append(
-                    {"role": "human", "text": rng.choice(HUMAN_LINES), "time": round(t, 1)}
-                )
-        self.messages = messages
-        self.as_string = "\n".join(
-            ("Робот: " if m["role"] == "bot" else "Абонент: ") + m["text"] for m in messages
-        )
-        self.end = math.ceil(t)
-        self.dialog_results = [
-            {"name": name, "value": rng.choice(("yes", "no", "unknown"))}
-            for name in rng.sample(RESULT_NAMES, rng.randint(0, 3))
-        ]
-        self.markers = rng.sample(MARKERS, rng.randint(0, 2))
-        self.nps = rng.randint(0, 10) if rng.random() < 0.4 else None
-
-
-def _uuid(rng: random.Random) -> str:
-    value = rng.getrandbits(128)
-    value = (value & ~(0xF << 76)) | (0x4 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Dataset:
@@ -160,17 +81,11 @@ class Dataset:
         self._tz_suffix = f"{sign}{hh:02d}:{mm:02d}"
         self._minute_cache: dict[int, str] = {}
         self._seconds = [f"{sec:02d}{self._tz_suffix}" for sec in range(60)]
-        self._key = _mix(seed & _M64 ^ 0x5EED)
-        self._rid_mask = _mix(self._key) & _M40
+        self._key = mix(seed & M64 ^ 0x5EED)
+        self._rid_mask = mix(self._key) & M40
         self.version = 0
 
-        meta = random.Random(f"callsessions-sim-meta-{seed}")
-        tasks: list[Task] = []
-        for name, bot_name, company, _weight, rate in TASK_SPECS:
-            short = tuple(f"7495{meta.randrange(10**7):07d}" for _ in range(2))
-            tasks.append(Task(_uuid(meta), name, _uuid(meta), bot_name, 1 + company, rate, short))
-        self.tasks: tuple[Task, ...] = tuple(tasks)
-        self.templates: tuple[_Template, ...] = tuple(_Template(meta) for _ in range(_N_TEMPLATES))
+        self.tasks, self.templates = catalogue(seed)  # what records point at, by index
 
         # Columns, indexed by rid.
         self.created = array("d")
@@ -228,7 +143,7 @@ class Dataset:
         for i in range(n):
             c = created[i]
             st = statuses[i]
-            tmpl = getbits(8) % _N_TEMPLATES
+            tmpl = getbits(8) % N_TEMPLATES
             if st == ANSWERED:
                 dur = templates[tmpl].end + int(rand() * 90)
             elif st == 9:  # INPROGRESS: still talking
@@ -314,10 +229,16 @@ class Dataset:
         for rid in self.order:
             yield id_of(rid)
 
+    @property
+    def rid_mask(self) -> int:
+        """The per-seed key XORed into a rid before it is scrambled into its id's low 40 bits
+        (read-only; :meth:`id_of` and the list renderer's id column both use it)."""
+        return self._rid_mask
+
     def id_of(self, rid: int) -> str:
         """The UUID of record ``rid`` (version 4 shaped; its low 40 bits encode the rid)."""
-        hi = (self.hash[rid] & _UUID_HI_MASK) | 0x4000
-        x = ((rid ^ self._rid_mask) * _SCRAMBLE_MUL) & _M40
+        hi = (self.hash[rid] & UUID_HI_MASK) | 0x4000
+        x = ((rid ^ self._rid_mask) * SCRAMBLE_MUL) & M40
         x ^= x >> 20
         h = f"{hi:016x}{0x800000 | (hi >> 7 & 0x3FFFFF):06x}{x:010x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -331,7 +252,7 @@ class Dataset:
         except ValueError:
             return None
         x ^= x >> 20
-        rid = ((x * _SCRAMBLE_INV) & _M40) ^ self._rid_mask
+        rid = ((x * SCRAMBLE_INV) & M40) ^ self._rid_mask
         if rid < len(self.created) and self.id_of(rid) == record_id.lower():
             return rid
         return None

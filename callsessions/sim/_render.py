@@ -13,7 +13,7 @@ byte-for-byte equal:
 * a rendered record is kept in a bounded cache, per projection (the ``fields`` asked for and
   whether the id is served). A record never changes once generated (an insert adds new
   rids), so the cache is never stale; it only saves the work of rendering again when pages
-  overlap or a range is pulled twice (a page cache keyed by the query, in ``_app.py``,
+  overlap or a range is pulled twice (a page cache keyed by the query, in ``_state.py``,
   misses when the same records come under other parameters).
 
 Memory: a record with every field is about 1.3 kB, so a million of them would take about

@@ -9,9 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ._app import LOGIN_PATH, REFRESH_PATH, SEARCH_PATH, SimState, SimStats, make_app
+from ._app import LOGIN_PATH, REFRESH_PATH, SEARCH_PATH, make_app
 from ._config import FaultConfig, SimConfig
 from ._data import Dataset
+from ._state import SimState, SimStats
 
 __all__ = ["SimServer", "serve"]
 
