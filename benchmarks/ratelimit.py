@@ -23,15 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import math
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,21 +34,65 @@ from typing import Any
 
 import orjson
 
-from callsessions import CallSessionsClient, RateLimitedError, RetryPolicy, SessionQuery
-from callsessions.sim import FaultConfig, SimConfig, SimServer
+from callsessions import CallSessionsClient, RateLimitedError, RetryPolicy
+from callsessions.sim import FaultConfig, SimServer
 
-from ._sim import SIM_SPAN, SIM_START, _die_with_parent
+from ._ratelimit_common import (
+    BAND,
+    DEFAULT_CONCURRENCY,
+    LATENCY,
+    LEARN_S,
+    PAGE,
+    SAMPLE_S,
+    SLOW,
+    Sample,
+    log,
+    outcome,
+    sample,
+    sim_config,
+    the_query,
+    timeout_for,
+)
+from ._ratelimit_old import OLD, OLD_CHILD, OLD_REF, old_pull, old_source
+from ._ratelimit_report import change_table, fmt, label, lag, table, verdict
 
-PAGE = 250
-BAND = 0.25  # "the learned rate follows": within 25 % of the server's rate
-SAMPLE_S = 0.05  # how often the learned rate and the simulator's counters are sampled
-LEARN_S = 5.0  # 429s within this time of the first one count as learning the rate
-DEFAULT_CONCURRENCY = 8  # ClientConfig().concurrency, shown in the table
-#: the last commit before issue 11's limiter (the parent of 8a4ad91): "today" in the issue
-OLD_REF = "d2823b30ec0fd4e35ac18f9db21d49e9b84ab42b"
-OLD = "d2823b3"
-#: the client with ``initial_concurrency=1`` (``--slow-start``)
-SLOW = "slow start"
+# Parts live in the modules above; their names stay importable from here.
+__all__ = [
+    "BAND",
+    "DEFAULT_CONCURRENCY",
+    "LATENCY",
+    "LEARN_S",
+    "OLD",
+    "OLD_CHILD",
+    "OLD_REF",
+    "PAGE",
+    "PROFILES",
+    "SAMPLE_S",
+    "SLOW",
+    "Sample",
+    "StandInLimiter",
+    "bucket_row",
+    "change_table",
+    "fmt",
+    "follow",
+    "label",
+    "lag",
+    "log",
+    "main",
+    "measure_bucket",
+    "measure_change",
+    "old_pull",
+    "old_source",
+    "outcome",
+    "pull_once",
+    "run_all",
+    "sample",
+    "sim_config",
+    "table",
+    "the_query",
+    "timeout_for",
+    "verdict",
+]
 
 # rows: (rate, burst, pages), rate None = no bucket; changes: (name, rate before, burst
 # before, rate after, burst after, pages served before the change, pages after it)
@@ -72,11 +111,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         ],
     },
 }
-Sample = tuple[float, float | None, int, int]  # (seconds, learned rate, 200s, 429s)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class StandInLimiter:
@@ -121,39 +155,7 @@ class StandInLimiter:
         raise RateLimitedError(429, error="rate limited", retry_after=retry_after or None)
 
 
-#: the simulator's latency per answer (s), ``--latency``: 0 by default (as in the table of
-#: the first run); a real service answers in tens of milliseconds
-LATENCY = [0.0]
-
-
-def sim_config(records: int) -> SimConfig:
-    """A week of ``records`` calls: ``records / 250`` pages, plus a partial page per window
-    and the planning requests."""
-    return SimConfig(records=records, seed=7, start=SIM_START, span=SIM_SPAN, latency=LATENCY[0])
-
-
-def the_query() -> SessionQuery:
-    return SessionQuery(start=SIM_START, end=SIM_START + SIM_SPAN, page_size=PAGE)
-
-
-def timeout_for(pages: int, rate: float | None) -> float:
-    return 60.0 if rate is None else 2.5 * pages / rate + 30.0
-
-
 # -- one pull ------------------------------------------------------------------------------
-
-
-async def sample(
-    sim: SimServer, client: CallSessionsClient, t0: float, out: list[Sample],
-    hook: Callable[[float, int], None] | None,
-) -> None:
-    """Every ``SAMPLE_S``: record a :data:`Sample`, then call ``hook(seconds, 200s)``."""
-    while True:
-        t = time.perf_counter() - t0
-        out.append((t, client.rate, sim.stats.statuses[200], sim.stats.statuses[429]))
-        if hook is not None:
-            hook(t, sim.stats.statuses[200])
-        await asyncio.sleep(SAMPLE_S)
 
 
 async def pull_once(
@@ -191,92 +193,6 @@ async def pull_once(
     if first is not None:  # the 429s of the first LEARN_S seconds: finding the rate
         res["throttled_learning"] = max(n for t, _, _, n in samples if t <= first + LEARN_S)
     return res
-
-
-def outcome(
-    sim: SimServer, kind: str, concurrency: int | None, ids: list[Any], error: str | None,
-    wall: float,
-) -> dict[str, Any]:
-    """The verdict of one pull: its ids against the ground truth; the simulator's counters."""
-    truth = sim.matching_ids(dict(the_query().to_params()))  # paging is ignored
-    refused, total = sim.stats.statuses[429], sim.stats.search_requests
-    return {
-        "client": kind, "concurrency": concurrency or DEFAULT_CONCURRENCY,
-        "exact": len(ids) == len(set(ids)) and sorted(ids) == sorted(truth),
-        "records": len(ids), "duplicates": len(ids) - len(set(ids)), "truth": len(truth),
-        "exit_ok": error is None, "error": error, "requests": total,
-        "served": sim.stats.statuses[200], "throttled": refused,
-        "share_429": refused / total if total else 0.0, "wall": wall, "final_rate": None,
-    }
-
-
-# The client before issue 11, in a child process whose ``python -c`` runs in that client's
-# source tree (so it imports that ``callsessions``); URL and token arrive on stdin.
-OLD_CHILD = """
-import asyncio, json, sys, time
-from datetime import datetime
-import callsessions
-from callsessions import CallSessionsClient, SessionQuery
-
-async def main(a):
-    q = SessionQuery(start=datetime.fromisoformat(a["start"]),
-                     end=datetime.fromisoformat(a["end"]), page_size=a["page"])
-    ids, error, t0 = [], None, time.perf_counter()
-    async with CallSessionsClient(a["url"], token=a["token"]) as client:
-        stream = client.sessions(q, raw=True, concurrency=a["concurrency"])
-        try:
-            async with stream:
-                async for r in stream:
-                    ids.append(r.get("id"))
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:160]
-    error = error or (None if stream.summary.complete else "incomplete")
-    print(json.dumps({"wall": time.perf_counter() - t0, "ids": ids, "error": error,
-                      "source": callsessions.__file__}))
-
-asyncio.run(main(json.loads(sys.stdin.read())))
-"""
-
-
-def old_source(ref: str | None) -> Path | None:
-    """The ``callsessions`` package of commit ``ref`` extracted to a temporary directory
-    (``git archive``, read-only: the working tree is not touched); None if unavailable."""
-    if not ref:
-        return None
-    got = subprocess.run(["git", "archive", ref, "callsessions"], capture_output=True)
-    if got.returncode != 0:
-        log(f"  no old client: git archive {ref}: {got.stderr.decode()[:200]}")
-        return None
-    root = Path(tempfile.mkdtemp(prefix="callsessions-old-"))
-    with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tar:
-        tar.extractall(root, filter="data")
-    return root
-
-
-async def old_pull(
-    sim: SimServer, source: Path, concurrency: int | None, limit_s: float
-) -> dict[str, Any]:
-    """One pull by the client of ``source`` (see ``OLD_CHILD``), against ``sim``."""
-    sim.stats.reset()
-    args = {"url": sim.url, "token": sim.token, "concurrency": concurrency, "page": PAGE,
-            "start": SIM_START.isoformat(), "end": (SIM_START + SIM_SPAN).isoformat()}
-    t0 = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", OLD_CHILD, cwd=source, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(orjson.dumps(args)), limit_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return outcome(sim, OLD, concurrency, [], "timeout", time.perf_counter() - t0)
-    got = orjson.loads(out)
-    if not str(got["source"]).startswith(str(source)):
-        raise RuntimeError(f"the old client imported {got['source']}, not {source}")
-    return outcome(sim, OLD, concurrency, got["ids"], got["error"], got["wall"])
 
 
 # -- the issue's table ---------------------------------------------------------------------
@@ -324,10 +240,6 @@ def bucket_row(
         wall_ratio=med / (row["served"] / rate) if rate and row["exit_ok"] else None,
     )
     return row
-
-
-def label(rate: float | None, burst: int) -> str:
-    return "none" if rate is None else f"{rate:g}/s, {burst}"
 
 
 # -- a rate that changes mid-pull ----------------------------------------------------------
@@ -378,76 +290,6 @@ def follow(
         "served_rate_after": served_after / span if span > 0 else 0.0,
         "rate_trace": [(round(t, 2), r) for t, r, _, _ in samples[:: round(0.5 / SAMPLE_S)]],
     }
-
-
-# -- report --------------------------------------------------------------------------------
-
-
-def fmt(value: float | None, spec: str = ".2f", none: str = "-") -> str:
-    return none if value is None else format(value, spec)
-
-
-def lag(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| bucket (rate, burst) | pages | client | C | exact | exit 0 | 429s / requests "
-        f"| of which in the first {LEARN_S:g} s | wall s | wall / (requests ÷ rate) "
-        "| final rate | targets |",
-        "|" + "---|" * 12,
-    ]
-    for r in rows:
-        spread = f" (±{r['wall_spread'] / 2:.0%}, {r['runs']} runs)" if r["runs"] > 1 else ""
-        lines.append(
-            f"| {r['bucket']} | {r['pages']} | {r['client']} | {r['concurrency']} "
-            f"| {'yes' if r['exact'] else 'NO'} "
-            f"| {'yes' if r['exit_ok'] else 'NO: ' + str(r['error']).split(':')[0]} "
-            f"| {r['throttled']} / {r['requests']} ({r['share_429']:.1%}) "
-            f"| {r.get('throttled_learning', '-')} "
-            f"| {r['wall']:.{1 if r['rate_limit'] else 2}f}{spread} "
-            f"| {fmt(r['wall_ratio'], '.3f')} "
-            f"| {fmt(r['final_rate'])} | {verdict(r, rows)} |"
-        )
-    return "\n".join(lines)
-
-
-def verdict(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The issue's targets, for the client as it is. Without a bucket, "within noise of
-    today": the medians of the client and the stand-in (same concurrency) differ by no
-    more than the larger half-range of the two (the ± shown)."""
-    if row["client"] not in ("adaptive", SLOW):
-        return ""
-    if row["rate_limit"] is None:
-        base = [r for r in rows if r["rate_limit"] is None and r["client"] == "stand-in"
-                and r["concurrency"] == row["concurrency"]]
-        noise = max([row["wall_spread"] * row["wall"] / 2]
-                    + [b["wall_spread"] * b["wall"] / 2 for b in base])
-        fast = bool(base) and row["wall"] - base[0]["wall"] <= noise
-        return "met" if row["throttled"] == 0 and row["all_exact"] and fast else "MISSED"
-    ok = row["exact"] and row["exit_ok"] and row["share_429"] <= 0.05
-    return "met" if ok and row["wall_ratio"] <= 1.15 else "MISSED"
-
-
-def change_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| change | bucket before → after | pages before + after | exact | exit 0 "
-        "| lag into ±25 %: first / for good | 429 share before / after "
-        "| served after ÷ new rate | final rate |",
-        "|" + "---|" * 9,
-    ]
-    for r in rows:
-        b, a = r["before"], r["after"]
-        lines.append(
-            f"| {r['name']} | {b[0]:g}/s, {b[1]} → {a[0]:g}/s, {a[1]} "
-            f"| {r['pages_split'][0]} + {r['pages_split'][1]} "
-            f"| {'yes' if r['exact'] else 'NO'} | {'yes' if r['exit_ok'] else 'NO'} "
-            f"| {lag(r['lag_enter'])} / {lag(r['lag_settled'])} (of {r['after_s']:.0f} s) "
-            f"| {r.get('share_429_before', 0):.1%} / {r.get('share_429_after', 0):.1%} "
-            f"| {r.get('served_rate_after', 0) / a[0]:.2f} | {fmt(r['final_rate'])} |"
-        )
-    return "\n".join(lines)
 
 
 async def run_all(cfg: dict[str, Any], old: Path | None) -> dict[str, Any]:
