@@ -232,3 +232,28 @@ async def test_a_worker_without_its_environment_exits_2(
     bad = await arun(capsys, "worker", "--queue", redis_url, "--base-url", "http://x.test",
                      "--concurrency", "0")
     assert bad.code == 2
+
+
+async def test_a_worker_takes_its_queue_from_callsessions_queue(
+    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CALLSESSIONS_QUEUE", raising=False)
+    neither = await arun(capsys, "worker", "--burst")
+    assert neither.code == 2 and "--queue is required (or set CALLSESSIONS_QUEUE)" in neither.err
+    monkeypatch.setenv("CALLSESSIONS_QUEUE", redis_url)
+    from_env = await arun(capsys, "worker", "--burst")
+    # past the queue: the next thing missing is the service
+    assert from_env.code == 2 and "CALLSESSIONS_BASE_URL" in from_env.err
+    monkeypatch.setenv("CALLSESSIONS_QUEUE", "http://not-redis.test")
+    wrong = await arun(capsys, "worker", "--burst")
+    assert wrong.code == 2 and "not a Redis URL" in wrong.err
+
+
+def test_the_workers_module_needs_a_queue_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callsessions.workers.__main__ import main
+
+    monkeypatch.delenv("CALLSESSIONS_QUEUE", raising=False)
+    assert main(["worker", "--burst"]) == 2
+    assert "--queue is required (or set CALLSESSIONS_QUEUE)" in capsys.readouterr().err

@@ -36,8 +36,8 @@ environment (secrets come from here only, never from options):
   {ENV_EMAIL}, {ENV_PASSWORD}
                          with --auth-url: log in, and refresh the token as needed
   {ENV_BASE_URL}  the service root when --base-url is not given
-  {ENV_QUEUE}     Redis URL for 'arq callsessions.workers.arq.WorkerSettings'
-                         (the commands take --queue instead)
+  {ENV_QUEUE}     Redis URL for 'arq callsessions.workers.arq.WorkerSettings',
+                         and for 'worker' without --queue ('pull' needs --queue)
 """
 
 EXIT_HELP = """\

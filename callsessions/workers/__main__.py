@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,30 +32,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_worker_arguments(w: argparse.ArgumentParser) -> None:
     """The worker's options (for ``callsessions worker`` too)."""
-    w.add_argument("--queue", required=True, help="Redis URL, e.g. redis://HOST:6379/0")
+    w.add_argument(
+        "--queue",
+        default=None,
+        help="Redis URL, e.g. redis://HOST:6379/0 (default: $CALLSESSIONS_QUEUE)",
+    )
     w.add_argument("--concurrency", type=int, default=2, help="windows at once (2)")
     w.add_argument(
         "--request-concurrency", type=int, default=4, help="requests in flight per window (4)"
     )
     w.add_argument("--max-tries", type=int, default=5, help="starts of a window, kills too (5)")
-    w.add_argument("--retry-defer", type=float, default=5.0,
-                   help="seconds before a window's 2nd try, doubling (5)")
-    w.add_argument("--lease", type=float, default=30.0,
-                   help="a killed worker's window runs again after this many seconds (30)")
-    w.add_argument("--window-timeout", type=float, default=1800.0,
-                   help="seconds for one try of one window (1800)")
+    w.add_argument(
+        "--retry-defer",
+        type=float,
+        default=5.0,
+        help="seconds before a window's 2nd try, doubling (5)",
+    )
+    w.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        help="a killed worker's window runs again after this many seconds (30)",
+    )
+    w.add_argument(
+        "--window-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds for one try of one window (1800)",
+    )
     w.add_argument("--poll-delay", type=float, default=0.5, help="queue poll interval (0.5)")
     w.add_argument("--queue-name", default=None, help="arq queue name (callsessions:queue)")
-    w.add_argument("--no-shared-limiter", action="store_true",
-                   help="pace each process on its own instead of one limit per token in Redis")
-    w.add_argument("--max-rate", type=float, default=None,
-                   help="requests/s never exceeded by all workers of the token together")
-    w.add_argument("--http-attempts", type=int, default=None,
-                   help="tries of one request inside a window (client default 6)")
-    w.add_argument("--http-initial-wait", type=float, default=None,
-                   help="seconds before a request's 2nd try, doubling (client default 0.5)")
+    w.add_argument(
+        "--no-shared-limiter",
+        action="store_true",
+        help="pace each process on its own instead of one limit per token in Redis",
+    )
+    w.add_argument(
+        "--max-rate",
+        type=float,
+        default=None,
+        help="requests/s never exceeded by all workers of the token together",
+    )
+    w.add_argument(
+        "--http-attempts",
+        type=int,
+        default=None,
+        help="tries of one request inside a window (client default 6)",
+    )
+    w.add_argument(
+        "--http-initial-wait",
+        type=float,
+        default=None,
+        help="seconds before a request's 2nd try, doubling (client default 0.5)",
+    )
     w.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     w.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+
+
+def queue_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """``--queue``, else ``CALLSESSIONS_QUEUE`` (None when neither is set)."""
+    return args.queue or environ.get("CALLSESSIONS_QUEUE") or None
 
 
 def config_from_args(args: argparse.Namespace) -> WorkerConfig:
@@ -98,9 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .arq import run_worker
 
+    url = queue_url(args, os.environ)
+    if url is None:
+        print(
+            "callsessions worker: --queue is required (or set CALLSESSIONS_QUEUE)", file=sys.stderr
+        )
+        return 2
     try:
         config = config_from_args(args)
-        asyncio.run(run_worker(args.queue, config=config, burst=args.burst))
+        asyncio.run(run_worker(url, config=config, burst=args.burst))
     except (InvalidQueryError, ValueError) as exc:
         print(f"callsessions worker: {exc}", file=sys.stderr)
         return 2
