@@ -1,16 +1,34 @@
-"""Authentication: login, refresh before expiry, renewal on an expired token, redaction."""
+"""Authentication over HTTP: login, refresh before expiry, renewal on an expired token,
+sharing one login or renewal between concurrent requests, redaction. (The Auth protocol
+without HTTP, settings and ``Secret`` are in ``test_auth_secrets.py``.)"""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
-import pickle
-import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _auth_support import (
+    EMAIL,
+    EMPTY_PAGE,
+    EXPIRED,
+    NOW,
+    PASSWORD,
+    REFRESH_1,
+    REFRESH_2,
+    SEARCH,
+    SECRETS,
+    STATIC_TOKEN,
+    TOKEN_1,
+    TOKEN_2,
+    FakeClock,
+    assert_no_secret,
+    assert_redacted,
+    posts,
+    search_headers,
+)
 from _support import (
     AUTH_URL,
     BASE_URL,
@@ -20,48 +38,19 @@ from _support import (
     MockHTTP,
     callback_result,
     load_sample,
-    make_jwt,
 )
 from aioresponses import CallbackResult
 
 from callsessions import (
     AuthenticationError,
     CallSessionsClient,
-    CallSessionsError,
     DecodeError,
-    HTTPRequest,
-    HTTPResponse,
-    InvalidQueryError,
     PasswordAuth,
     RetryPolicy,
     Secret,
-    ServerError,
     SessionQuery,
-    TokenAuth,
     TokenExpiredError,
 )
-
-SEARCH = re.compile(r"^https://analyse\.example\.test/api/v1/search/cis/calls(\?.*)?$")
-NOW = 1_710_000_000.0
-EMAIL = "robot-ops@clinic.example"
-PASSWORD = "correct horse battery staple"
-TOKEN_1 = make_jwt(NOW + 3600, sub="5d1e7c42", company_id=1234)
-TOKEN_2 = make_jwt(NOW + 7200, sub="5d1e7c42", company_id=1234)
-TOKEN_3 = make_jwt(NOW + 10800, sub="5d1e7c42", company_id=1234)
-REFRESH_1 = "refresh-d3b07384-d9a0-4f6b"
-REFRESH_2 = "refresh-9c2e8f1a-7b6c-5d4e"
-STATIC_TOKEN = make_jwt(NOW + 3600, sub="static")
-SECRETS = (PASSWORD, TOKEN_1, TOKEN_2, TOKEN_3, REFRESH_1, REFRESH_2, STATIC_TOKEN)
-EMPTY_PAGE = {"count": 0, "items": []}
-EXPIRED = {"error": "Token is expired.", "details": None}
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -95,29 +84,6 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         text = record.getMessage() + repr(record.args) + str(record.exc_info)
         for secret in SECRETS:
             assert secret not in text, f"a secret leaked into the log: {record.getMessage()}"
-
-
-def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text
-
-
-def assert_redacted(exc: BaseException) -> None:
-    assert_no_secret(str(exc), repr(exc), str(exc.args))
-
-
-def search_headers(mocked: MockHTTP) -> list[str]:
-    """The Authorization header of each search request, in order."""
-    return [
-        kwargs["headers"].get("Authorization")
-        for method, url, kwargs in mocked.calls()
-        if method == "GET" and url.path == SEARCH_PATH
-    ]
-
-
-def posts(mocked: MockHTTP, url: str) -> list[dict[str, Any]]:
-    return [kw for m, u, kw in mocked.calls() if m == "POST" and str(u) == url]
 
 
 # -- login and refresh ---------------------------------------------------------------------
@@ -383,126 +349,3 @@ async def test_concurrent_expired_401s_share_one_renewal(
     headers = search_headers(mocked)
     assert headers.count(f"Bearer {TOKEN_1}") == 7
     assert headers.count(f"Bearer {TOKEN_2}") == 6
-
-
-# -- the Auth protocol without HTTP ------------------------------------------------------
-
-
-class FakeIAM:
-    """A ``send`` for PasswordAuth with behaviour: answers login and refresh."""
-
-    def __init__(self, answers: list[tuple[int, dict[str, Any]]]) -> None:
-        self.answers = answers
-        self.sent: list[tuple[HTTPRequest, str | None]] = []
-
-    async def __call__(self, request: HTTPRequest, authorization: str | None) -> HTTPResponse:
-        import orjson
-
-        self.sent.append((request, authorization))
-        status, body = self.answers.pop(0)
-        return HTTPResponse(status=status, headers={}, body=orjson.dumps(body))
-
-
-async def test_renew_is_skipped_when_already_renewed(clock: FakeClock) -> None:
-    auth = PasswordAuth(EMAIL, PASSWORD, auth_url=AUTH_URL, clock=clock)
-    iam = FakeIAM(
-        [
-            (200, {"token": TOKEN_1, "refreshToken": REFRESH_1}),
-            (200, {"token": TOKEN_2, "refreshToken": REFRESH_2}),
-        ]
-    )
-    assert await auth.authorization(iam) == f"Bearer {TOKEN_1}"
-    assert await auth.renew(iam, f"Bearer {TOKEN_1}") is True
-    assert await auth.authorization(iam) == f"Bearer {TOKEN_2}"
-    # a request that still held the old token: nothing more to do
-    assert await auth.renew(iam, f"Bearer {TOKEN_1}") is True
-    assert len(iam.sent) == 2
-    request, authorization = iam.sent[1]
-    assert request.path == "/api/v1/auth/refresh"
-    assert authorization == TOKEN_1
-    assert_no_secret(repr(request), repr(auth))
-
-
-async def test_refresh_server_error_propagates(clock: FakeClock) -> None:
-    auth = PasswordAuth(EMAIL, PASSWORD, auth_url=AUTH_URL, clock=clock)
-    iam = FakeIAM([(200, {"token": TOKEN_1, "refreshToken": REFRESH_1}), (500, {"error": "boom"})])
-    await auth.authorization(iam)
-    with pytest.raises(ServerError) as info:
-        await auth.renew(iam, f"Bearer {TOKEN_1}")
-    assert info.value.path == "/api/v1/auth/refresh"
-    assert_redacted(info.value)
-
-
-async def test_token_auth() -> None:
-    auth = TokenAuth(STATIC_TOKEN)
-    iam = FakeIAM([])
-    assert await auth.authorization(iam) == f"Bearer {STATIC_TOKEN}"
-    assert await auth.renew(iam, f"Bearer {STATIC_TOKEN}") is False
-    assert iam.sent == []
-    assert repr(auth) == "TokenAuth(token=***)"
-
-
-# -- settings and secrets ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "parameter"),
-    [
-        ({"email": "not-an-email"}, "email"),
-        ({"auth_url": "iam.example.test"}, "auth_url"),
-        ({"ttl": 0}, "ttl"),
-        ({"password": ""}, "secret"),
-    ],
-)
-def test_password_auth_validation(kwargs: dict[str, Any], parameter: str) -> None:
-    args: dict[str, Any] = {"email": EMAIL, "password": PASSWORD, "auth_url": AUTH_URL}
-    args |= kwargs
-    with pytest.raises(InvalidQueryError) as info:
-        PasswordAuth(args.pop("email"), args.pop("password"), **args)
-    assert info.value.parameter == parameter
-    assert_redacted(info.value)
-
-
-def test_password_auth_repr() -> None:
-    auth = PasswordAuth(EMAIL, PASSWORD, auth_url=AUTH_URL)
-    text = repr(auth)
-    assert "password=***" in text
-    assert EMAIL in text
-    assert_no_secret(text, str(auth))
-
-
-def test_secret_is_masked() -> None:
-    secret = Secret(PASSWORD)
-    assert repr(secret) == "Secret('***')"
-    assert str(secret) == "Secret('***')"
-    assert f"{secret}" == "Secret('***')"
-    assert PASSWORD not in repr([secret, {"p": secret}])
-    assert secret.reveal() == PASSWORD
-    assert secret == Secret(PASSWORD)
-    assert secret != Secret("other")
-    assert secret != PASSWORD
-    assert len({secret, Secret(PASSWORD)}) == 1
-
-
-def test_secret_is_not_picklable() -> None:
-    secret = Secret(PASSWORD)
-    with pytest.raises(TypeError, match="not pickled"):
-        pickle.dumps(secret)
-    with pytest.raises(TypeError):
-        copy.copy(secret)
-
-
-@pytest.mark.parametrize("value", ["", None, 123])
-def test_secret_rejects_empty(value: Any) -> None:
-    with pytest.raises(InvalidQueryError) as info:
-        Secret(value)
-    assert info.value.value == "***"
-
-
-def test_client_rejects_token_and_auth_together() -> None:
-    with pytest.raises(InvalidQueryError) as info:
-        CallSessionsClient(
-            BASE_URL, token=STATIC_TOKEN, auth=PasswordAuth(EMAIL, PASSWORD, auth_url=AUTH_URL)
-        )
-    assert isinstance(info.value, CallSessionsError)
-    assert_redacted(info.value)

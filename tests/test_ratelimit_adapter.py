@@ -1,0 +1,122 @@
+"""The rate adapter on plain numbers: unlimited until the first throttle, slow start, the
+CUBIC cut rules, the floor and caps (also under random events), and the probe cycle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from _ratelimit_support import cubic_adapter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callsessions.http.ratelimit import RateAdapter
+
+
+def test_adapter_unlimited_until_the_first_throttle_then_measured() -> None:
+    adapter = RateAdapter()
+    for i in range(10):
+        assert adapter.on_success(i * 0.09) is None
+    assert adapter.on_throttle(0.9, resume_at=1.9) == pytest.approx(10.0)  # 10 in 1 s
+    assert adapter.phase == "slow start"
+    assert adapter.on_throttle(1.0, resume_at=2.0) == pytest.approx(10.0)  # in-flight: no cut
+    # an answer still in flight comes back during the pause: it counts, but nothing grows
+    assert adapter.on_success(1.5) == pytest.approx(11.0)
+    assert adapter.on_success(1.9) == pytest.approx(12.0)
+
+
+def test_adapter_slow_start_then_cubic_cuts() -> None:
+    adapter = RateAdapter(doubling=1.0, growth_cap=100.0)
+    _ = [adapter.on_success(i * 0.1) for i in range(10)]
+    adapter.on_throttle(1.0, resume_at=2.0)  # 10/s
+    assert adapter.on_success(3.0) == pytest.approx(20.0)  # doubles each second of sending
+    assert adapter.on_success(3.5) == pytest.approx(20.0 * math.sqrt(2))
+    measured = adapter.meter.rate_at(3.5)  # 12 successes: far less than was allowed
+    assert measured < 10.0 * math.sqrt(2)
+    rate = adapter.on_throttle(3.5, resume_at=4.5)
+    assert adapter.phase == "cubic"
+    # the top is the rate of one doubling ago, but never above what was served
+    assert adapter.w_max == pytest.approx(measured)
+    assert rate == pytest.approx(0.7 * measured)
+
+
+def test_adapter_slow_start_ends_at_one_doubling_ago_when_that_was_served() -> None:
+    adapter = RateAdapter(doubling=1.0, growth_cap=100.0)
+    _ = [adapter.on_success(i * 0.1) for i in range(10)]
+    adapter.on_throttle(1.0, resume_at=2.0)  # 10/s
+    t = 2.0
+    while t < 3.5:  # the server serves all that is sent: 10/s doubling every second
+        t += 1.0 / (10.0 * 2.0 ** (t - 2.0))
+        adapter.on_success(t)
+    assert adapter.meter.rate_at(t) > 10.0 * 2.0 ** (t - 3.0)
+    adapter.on_throttle(t, resume_at=t + 1.0)
+    assert adapter.w_max == pytest.approx(10.0 * 2.0 ** (t - 2.0) / 2, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("top", "current", "measured", "new_top", "new_rate"),
+    [
+        # m = min(measured, current)
+        (10.0, 12.0, 16.0, 11.0, 0.7 * 11.0),  # probing above the top: halfway to m
+        (10.0, 12.0, 8.0, 8.0, 0.7 * 8.0),  # probing, but served less than the top: m
+        (10.0, 9.0, 8.0, 8.0 * 0.85, 0.7 * 8.0),  # refused below the top: fast convergence
+    ],
+)
+def test_adapter_cut_rules(
+    top: float, current: float, measured: float, new_top: float, new_rate: float
+) -> None:
+    adapter = cubic_adapter(top, measured)
+    adapter._rate = current  # the rate in force at the throttle
+    assert adapter.meter.rate_at(22.0) == pytest.approx(measured)
+    assert adapter.on_throttle(22.0, resume_at=23.0) == pytest.approx(new_rate)
+    assert adapter.w_max == pytest.approx(new_top)
+
+
+def test_adapter_floor_cap_and_growth_cap() -> None:
+    adapter = RateAdapter(min_rate=0.5, max_rate=8.0)
+    assert adapter.rate == 8.0  # the cap applies from the start
+    for i in range(30):
+        adapter.on_throttle(i * 2.0)
+    assert adapter.rate == 0.5  # never below the floor
+    app_limited = cubic_adapter(10.0, 2.0, growth_cap=2.0)  # the pull only uses 2 req/s
+    assert app_limited.on_success(200.0) == pytest.approx(10.0)  # max(w_max, 2 x 2/s)
+
+
+events = st.lists(
+    st.tuples(st.floats(0.0, 5.0), st.booleans(), st.one_of(st.none(), st.floats(0.0, 3.0))),
+    max_size=120,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events, cap=st.one_of(st.none(), st.floats(0.5, 50.0)))
+def test_adapter_rate_stays_within_floor_and_cap(
+    events: list[tuple[float, bool, float | None]], cap: float | None
+) -> None:
+    adapter = RateAdapter(min_rate=0.5, max_rate=cap)
+    now, throttled = 0.0, False
+    for dt, ok, retry_after in events:
+        now += dt
+        if ok:
+            rate = adapter.on_success(now)
+        else:
+            rate = adapter.on_throttle(now, None if retry_after is None else now + retry_after)
+            throttled = True
+        if rate is None:
+            assert cap is None and not throttled
+        else:
+            assert 0.5 <= rate <= (cap if cap is not None else math.inf)
+
+
+@pytest.mark.parametrize(("top", "stretched"), [(1.0, True), (2.0, True), (20.0, False)])
+def test_probing_takes_at_least_sixty_requests_a_cycle(top: float, stretched: bool) -> None:
+    """A probe above the top costs about one refusal: at 2 req/s a 20 s cycle would refuse
+    one request in 40, so the cycle is stretched to 60 requests at the top's rate."""
+    adapter = cubic_adapter(top, top)
+    adapter._rate = top * 0.9  # refused below the top: the next top is lower
+    adapter.on_throttle(22.0, resume_at=23.0)
+    new_top = adapter.w_max
+    assert new_top is not None and new_top < top
+    assert adapter.cubic.probe_period == pytest.approx(max(20.0, 60.0 / new_top))
+    assert (adapter.cubic.probe_period > 20.0) is stretched
