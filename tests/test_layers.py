@@ -99,3 +99,18 @@ def test_a_jsonl_output_does_not_import_the_other_sinks(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "has no attribute 'NoSuchSink'" in out.stdout
+
+
+def test_the_pull_help_imports_neither_attrs_nor_the_sinks() -> None:
+    """``callsessions pull --help`` names the statuses, fields and output formats from
+    modules that import nothing heavy (``protocol.schema``, ``sinks.suffixes``)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-X", "importtime", "-m", "callsessions", "pull", "--help"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0 and "parquet" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
+    assert "callsessions.sinks.suffixes" in imported and "callsessions.protocol.schema" in imported
+    heavy = {"attr", "attrs", "aiohttp", "cattrs", "callsessions.sinks.base"}
+    assert not heavy & imported, heavy & imported

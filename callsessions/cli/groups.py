@@ -1,7 +1,7 @@
 """Option groups shared by the commands: the service, which calls, the pace, the display.
 
 The filters' help texts name the statuses, fields and sort keys of
-``callsessions.protocol.query``, imported when a command that has them is built.
+``callsessions.protocol.schema``, imported when a command that has them is built.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
-    from callsessions.protocol.query import ALL_FIELDS, DATE_FIELDS, SORT_KEYS, CallStatus
+    from callsessions.protocol.schema import ALL_FIELDS, DATE_FIELDS, SORT_KEYS, CallStatus
 
     group = parser.add_argument_group("which calls")
     group.add_argument(

@@ -72,7 +72,7 @@ def _pull(sub: Sub) -> None:
 
 
 def _pull_output(out: argparse._ArgumentGroup) -> None:
-    from callsessions.sinks import FORMATS
+    from callsessions.sinks.suffixes import FORMATS
 
     out.add_argument(
         "--out",

@@ -15,23 +15,13 @@ import orjson
 
 from .base import TABLE, Sink
 from .parts import PART_FORMATS
+from .suffixes import FORMATS
 
 __all__ = ["FORMATS", "PART_FORMATS", "format_for", "open_sink", "read_ids"]
 
-#: Output formats by file name ending. Besides these: ``-`` is ``stdout`` (JSON Lines on
-#: standard output) and an existing directory, or a path ending in ``/``, is ``dataset``.
-FORMATS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".jsonl.gz": "jsonl.gz",
-    ".ndjson.gz": "jsonl.gz",
-    ".csv": "csv",
-    ".csv.gz": "csv.gz",
-    ".sqlite": "sqlite",
-    ".sqlite3": "sqlite",
-    ".db": "sqlite",
-    ".parquet": "parquet",
-}
+# Output formats by file name ending: ``FORMATS`` (in ``suffixes``). Besides these: ``-`` is
+# ``stdout`` (JSON Lines on standard output) and an existing directory, or a path ending in
+# ``/``, is ``dataset``.
 _BY_LENGTH = sorted(FORMATS, key=len, reverse=True)
 
 
