@@ -64,12 +64,6 @@ def auth(clock: FakeClock) -> PasswordAuth:
 
 
 @pytest.fixture
-def mocked() -> Iterator[MockHTTP]:
-    with MockHTTP() as m:
-        yield m
-
-
-@pytest.fixture
 async def client(auth: PasswordAuth) -> AsyncIterator[CallSessionsClient]:
     async with CallSessionsClient(BASE_URL, auth=auth, retry=RetryPolicy.no_wait(attempts=3)) as c:
         yield c

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -30,12 +30,6 @@ from callsessions import (
     TokenExpiredError,
     TransportError,
 )
-
-
-@pytest.fixture
-def mocked() -> Iterator[MockHTTP]:
-    with MockHTTP() as m:
-        yield m
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ header without credentials."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -20,13 +19,6 @@ from callsessions import (
     InvalidQueryError,
     SessionQuery,
 )
-
-
-@pytest.fixture
-def mocked() -> Iterator[MockHTTP]:
-    with MockHTTP() as m:
-        yield m
-
 
 # -- sessions and configuration ------------------------------------------------------------
 

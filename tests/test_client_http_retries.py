@@ -3,7 +3,7 @@ backoff, Retry-After and its cap, the shared retry budget, which errors are retr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,12 +25,6 @@ from callsessions import (
     TokenExpiredError,
 )
 from callsessions.http.retry import RetryBudget, is_retryable
-
-
-@pytest.fixture
-def mocked() -> Iterator[MockHTTP]:
-    with MockHTTP() as m:
-        yield m
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from callsessions.cli.options import Credentials, base_url_of, check_output, con
 from callsessions.cli.progress import wants_progress
 from callsessions.cli.pull import output_kind, refused
 from callsessions.cli.run import prepared, run_command, write_json
-from callsessions.cli.texts import ENV_QUEUE, ENV_TOKEN, PROG
+from callsessions.cli.texts import ENV_TOKEN, PROG
 
 if TYPE_CHECKING:
     from callsessions import ClientConfig, SessionQuery
@@ -237,11 +237,11 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     import asyncio
 
     require_arq("callsessions worker")
-    from callsessions.workers.__main__ import config_from_args, queue_url
+    from callsessions.workers.__main__ import NO_QUEUE, config_from_args, queue_url
 
     url = queue_url(ns, os.environ)
     if url is None:
-        raise CommandError(f"--queue is required (or set {ENV_QUEUE})")
+        raise CommandError(NO_QUEUE)
     queue = check_queue_url(url)
     config = prepared(lambda: config_from_args(ns))
     base_url = prepared(lambda: base_url_of(ns, os.environ))

@@ -89,6 +89,10 @@ def add_worker_arguments(w: argparse.ArgumentParser) -> None:
     w.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
 
 
+#: what a worker started with neither ``--queue`` nor ``CALLSESSIONS_QUEUE`` is told
+NO_QUEUE = "--queue is required (or set CALLSESSIONS_QUEUE)"
+
+
 def queue_url(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
     """``--queue``, else ``CALLSESSIONS_QUEUE`` (None when neither is set)."""
     return args.queue or environ.get("CALLSESSIONS_QUEUE") or None
@@ -137,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     url = queue_url(args, os.environ)
     if url is None:
-        print(
-            "callsessions worker: --queue is required (or set CALLSESSIONS_QUEUE)", file=sys.stderr
-        )
+        print(f"callsessions worker: {NO_QUEUE}", file=sys.stderr)
         return 2
     try:
         config = config_from_args(args)

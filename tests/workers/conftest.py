@@ -1,4 +1,5 @@
-"""Fixtures for the worker tests: a real redis-server (one per session, flushed per test)."""
+"""Fixtures for the worker tests: a real redis-server (one per session, flushed per test),
+and the simulator of the job tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from redis_server import running_redis_server
+
+from callsessions.sim import SimConfig, SimServer
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +42,11 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    """The simulator of the job tests: 3,000 calls under a ceiling of 1,000, so a pull of
+    them has several windows (``test_arq_distributed`` defines its own)."""
+    async with SimServer(SimConfig(records=3_000, seed=7, offset_ceiling=1_000)) as server:
+        yield server

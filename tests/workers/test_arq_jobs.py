@@ -7,7 +7,6 @@ lease, the directory checks and the reuse of a plan. (The pure parts are in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix
 
 from callsessions import CallSessionsClient, RetryPolicy
-from callsessions.sim import FaultConfig, SimConfig, SimServer
+from callsessions.sim import FaultConfig, SimServer
 from callsessions.sinks import (
     OutputMismatchError,
     read_manifest,
@@ -33,13 +32,6 @@ from callsessions.workers.window import (
 )
 
 from ._arq_support import FAST, all_keys_and_values, attrs_evolve, make_plan, query, worker
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(SimConfig(records=3_000, seed=7, offset_ceiling=1_000)) as server:
-        yield server
-
 
 # -- against redis-server and the simulator -------------------------------------------------
 

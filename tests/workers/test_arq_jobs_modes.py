@@ -6,7 +6,6 @@ arq at all (a task group of ``pull_window``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from arq.constants import result_key_prefix
 from arq.worker import create_worker as arq_create_worker
 
 from callsessions import CallSessionsClient
-from callsessions.sim import SimConfig, SimServer
+from callsessions.sim import SimServer
 from callsessions.sinks import (
     PartInfo,
     read_ids,
@@ -41,12 +40,6 @@ from callsessions.workers.window import (
 )
 
 from ._arq_support import FAST, attrs_evolve, make_plan, worker
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(SimConfig(records=3_000, seed=7, offset_ceiling=1_000)) as server:
-        yield server
 
 
 async def test_worker_settings_run_under_arqs_own_worker_with_env_credentials(

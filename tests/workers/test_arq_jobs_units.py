@@ -4,13 +4,12 @@ window, the JSON job format, the retry backoff, the progress snapshot and bar.""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from callsessions import PullPlan
-from callsessions.sim import SimConfig, SimServer
+from callsessions.sim import SimServer
 from callsessions.sinks import (
     window_key,
 )
@@ -33,13 +32,6 @@ from callsessions.workers.window import (
 )
 
 from ._arq_support import make_plan
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(SimConfig(records=3_000, seed=7, offset_ceiling=1_000)) as server:
-        yield server
-
 
 # -- pure parts ---------------------------------------------------------------------------
 
