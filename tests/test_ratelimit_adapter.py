@@ -26,19 +26,31 @@ def test_adapter_unlimited_until_the_first_throttle_then_measured() -> None:
     assert adapter.on_success(1.9) == pytest.approx(12.0)
 
 
-def test_adapter_slow_start_then_cubic_cuts() -> None:
+@pytest.mark.parametrize(
+    ("spacing", "saturated", "told"),
+    [(0.1, True, False), (0.009, False, False), (0.009, True, True)],
+)
+def test_adapter_slow_start_then_cubic_cuts(spacing: float, saturated: bool, told: bool) -> None:
     adapter = RateAdapter(doubling=1.0, growth_cap=100.0)
-    _ = [adapter.on_success(i * 0.1) for i in range(10)]
-    adapter.on_throttle(1.0, resume_at=2.0)  # 10/s
-    assert adapter.on_success(3.0) == pytest.approx(20.0)  # doubles each second of sending
-    assert adapter.on_success(3.5) == pytest.approx(20.0 * math.sqrt(2))
+    _ = [adapter.on_success(i * spacing) for i in range(10)]
+    first = adapter.on_throttle(10 * spacing, resume_at=2.0)  # the burst, refused at its end
+    assert first >= 10.0  # 10 or more a second
+    assert adapter.on_success(3.0) == pytest.approx(2 * first)  # doubles each second of sending
+    assert adapter.on_success(3.5) == pytest.approx(2 * first * math.sqrt(2))
     measured = adapter.meter.rate_at(3.5)  # 12 successes: far less than was allowed
-    assert measured < 10.0 * math.sqrt(2)
-    rate = adapter.on_throttle(3.5, resume_at=4.5)
+    assert measured < first * math.sqrt(2)
+    rate = adapter.on_throttle(3.5, resume_at=4.5, saturated=saturated)
     assert adapter.phase == "cubic"
-    # the top is the rate of one doubling ago, but never above what was served
-    assert adapter.w_max == pytest.approx(measured)
-    assert rate == pytest.approx(0.7 * measured)
+    if not told:
+        # the top is the rate of one doubling ago, but never above what was served
+        assert adapter.w_max == pytest.approx(measured)
+        assert rate == pytest.approx(0.7 * measured)
+    else:
+        # a burst spent at once, then a pull sending all it may: two answers (and half the
+        # refused one) since the first refusal are what the server serves, and sending
+        # resumes there
+        assert adapter.w_max == pytest.approx(2.5 / (3.5 - 10 * spacing))
+        assert rate == pytest.approx(adapter.w_max)
 
 
 def test_adapter_slow_start_ends_at_one_doubling_ago_when_that_was_served() -> None:
@@ -110,13 +122,13 @@ def test_adapter_rate_stays_within_floor_and_cap(
 
 
 @pytest.mark.parametrize(("top", "stretched"), [(1.0, True), (2.0, True), (20.0, False)])
-def test_probing_takes_at_least_sixty_requests_a_cycle(top: float, stretched: bool) -> None:
+def test_probing_takes_at_least_a_hundred_requests_a_cycle(top: float, stretched: bool) -> None:
     """A probe above the top costs about one refusal: at 2 req/s a 20 s cycle would refuse
-    one request in 40, so the cycle is stretched to 60 requests at the top's rate."""
+    one request in 40, so the cycle is stretched to 100 requests at the top's rate."""
     adapter = cubic_adapter(top, top)
     adapter._rate = top * 0.9  # refused below the top: the next top is lower
     adapter.on_throttle(22.0, resume_at=23.0)
     new_top = adapter.w_max
     assert new_top is not None and new_top < top
-    assert adapter.cubic.probe_period == pytest.approx(max(20.0, 60.0 / new_top))
+    assert adapter.cubic.probe_period == pytest.approx(max(20.0, 100.0 / new_top))
     assert (adapter.cubic.probe_period > 20.0) is stretched

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-__all__ = ["CubicCalculator", "RateAdapter", "RateMeter"]
+from .served import ServedCycle
+
+__all__ = ["CubicCalculator", "RateAdapter", "RateMeter", "ServedCycle"]
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -184,23 +186,35 @@ class CubicCalculator:
     def _unit(self) -> float:
         return self._w_max if self.relative else 1.0
 
-    def _zero_point(self) -> float:
+    def _zero_point(self, drop: float | None = None) -> float:
         unit = self._unit()
         if unit <= 0:
             return 0.0
-        return math.pow(self._w_max * (1 - self.beta) / (self.scale * unit), 1 / 3)
+        drop = self._w_max * (1 - self.beta) if drop is None else drop
+        return math.pow(drop / (self.scale * unit), 1 / 3)
 
-    def cut(self, w_max: float, now: float, *, resume_at: float | None = None) -> float:
-        """A throttle at ``now``: the curve now tops out at ``w_max``; answers
-        ``beta * w_max``.
+    def cut(
+        self,
+        w_max: float,
+        now: float,
+        *,
+        resume_at: float | None = None,
+        floor: float | None = None,
+    ) -> float:
+        """A throttle at ``now``: the curve now tops out at ``w_max``; answers where it
+        starts, ``beta * w_max``, or ``floor`` when that is higher (up to ``w_max``): a rate
+        the server was seen to serve need not be cut below.
 
         The curve starts at ``resume_at`` (the end of the server's ``Retry-After``) when that
         is later: a long pause must not count as time spent regrowing.
         """
         self._w_max = max(0.0, w_max)
-        self._k = self._zero_point()
+        low = self._w_max * self.beta
+        if floor is not None:
+            low = max(low, min(floor, self._w_max))
+        self._k = self._zero_point(self._w_max - low)
         self._start = now if resume_at is None else max(now, resume_at)
-        return self._w_max * self.beta
+        return low
 
     def rate_at(self, now: float) -> float:
         """The rate along the curve at ``now`` (``beta * w_max`` until the curve starts)."""
@@ -223,6 +237,8 @@ class RateAdapter:
       because that first measurement often saw only the server's burst;
     - a throttle in slow start ends it: the rate of one doubling ago was served (TCP's
       ``ssthresh = cwnd / 2``), so that is ``w_max``, and CUBIC takes over;
+    - a top above what the cycle just closed shows the server serving (:class:`ServedCycle`,
+      the burst taken out of the measured rate) is lowered to that;
     - every later throttle is a **cut** to ``beta`` x the lower of the measured rate and the
       rate in force (``m``), as in botocore, with two refinements on where the curve tops
       out next (``w_max``), both for a server with a burst: refused while probing above
@@ -252,7 +268,7 @@ class RateAdapter:
         doubling: float = 1.0,
         cooldown: float = 1.0,
         growth_cap: float = 2.0,
-        probe_requests: float = 60.0,
+        probe_requests: float = 100.0,
         meter: RateMeter | None = None,
     ) -> None:
         _check_positive("min_rate", min_rate)
@@ -270,6 +286,7 @@ class RateAdapter:
         self.probe_requests = probe_requests
         self._probe_period = probe_period
         self.meter = meter if meter is not None else RateMeter()
+        self.cycle = ServedCycle()
         #: the CUBIC curve, in use once the slow start is over
         self.cubic = CubicCalculator(
             0.0,
@@ -302,6 +319,7 @@ class RateAdapter:
     def on_success(self, now: float) -> float | None:
         """A request succeeded at ``now``; answers the new rate."""
         measured = self.meter.record(now)
+        self.cycle.success(now)
         if self._phase == "cubic":
             target, base = self.cubic.rate_at(now), self.cubic.w_max
         elif self._phase == "slow start":
@@ -314,14 +332,22 @@ class RateAdapter:
             return self._rate
         return self._set(min(target, max(base, self.growth_cap * measured)))
 
-    def on_throttle(self, now: float, resume_at: float | None = None) -> float:
-        """A throttle arrived at ``now``; sending resumes at ``resume_at``. Answers the rate."""
+    def on_throttle(
+        self, now: float, resume_at: float | None = None, *, saturated: bool = True
+    ) -> float:
+        """A throttle arrived at ``now``; sending resumes at ``resume_at``. Answers the rate.
+
+        ``saturated``: the pull was sending all the rate allowed (requests were waiting for
+        it). Only then does what the cycle served tell the server's rate.
+        """
         resume = now if resume_at is None else max(now, resume_at)
         if self._rate is not None and now < self._quiet_until:
             return self._rate
         self._quiet_until = max(now + self.cooldown, resume)
         measured = self.meter.rate_at(now)
         self.meter.pause(now, resume)
+        served = self.cycle.close(now, resume)
+        served = served if saturated else None
         current = self._rate
         if current is None or self._phase == "unlimited":
             rate = self._set(measured if current is None else min(measured, current))
@@ -329,21 +355,22 @@ class RateAdapter:
             return rate
         if self._phase == "slow start":
             self._phase = "cubic"
-            return self._set(self._cut(min(current / 2, measured), now, resume))
-        m = min(measured, current)
+            top = _lowered(min(current / 2, measured), current / 2, served)
+            return self._set(self._cut(top, now, resume, served))
         top, beta = self.cubic.w_max, self.cubic.beta
+        m = _lowered(min(measured, current), top, served)
         if current > top:  # refused while probing above the last top
             top = top + (m - top) / 2 if m > top else m
-            return self._set(self._cut(top, now, resume))
-        self._cut(m * (1 + beta) / 2, now, resume)
-        return self._set(beta * m)
+            return self._set(self._cut(top, now, resume, served))
+        low = self._cut(m * (1 + beta) / 2, now, resume, served)
+        return self._set(max(beta * m, min(low, m)) if served is not None else beta * m)
 
-    def _cut(self, top: float, now: float, resume: float) -> float:
+    def _cut(self, top: float, now: float, resume: float, served: float | None) -> float:
         """``cubic.cut``, its probing first slowed so that a probe cycle above ``top`` takes
         at least ``probe_requests`` requests: a probe costs about one refusal, so at 2 req/s a
         20 s cycle alone would refuse 2.5 % of the requests; at 20 req/s, 0.25 %."""
         self.cubic.probe_period = max(self._probe_period, self.probe_requests / max(top, 1e-9))
-        return self.cubic.cut(top, now, resume_at=resume)
+        return self.cubic.cut(top, now, resume_at=resume, floor=served)
 
     def _set(self, rate: float) -> float:
         rate = max(self.min_rate, rate)
@@ -351,3 +378,9 @@ class RateAdapter:
             rate = min(self.max_rate, rate)
         self._rate = rate
         return rate
+
+
+def _lowered(rate: float, top: float, served: float | None) -> float:
+    """``rate``, or ``served`` when that is lower and below ``top`` too: a cycle that served
+    less than the top it aimed at shows that top was too high."""
+    return min(rate, served) if served is not None and served < top else rate

@@ -281,7 +281,7 @@ class AdaptiveRateLimiter:
         self.throttles += 1
         self.last_throttle = now
         pause = max(0.0, retry_after) if retry_after is not None else 0.0
-        rate = self._adapter.on_throttle(now, now + pause)
+        rate = self._adapter.on_throttle(now, now + pause, saturated=self._saturated(now))
         bucket = self._bucket_at(rate, now)
         if pause > 0.0:
             end = now + pause + self._jitter * self._rand() / rate
@@ -305,6 +305,13 @@ class AdaptiveRateLimiter:
         if now < self.paused_until:
             return self.paused_until - now
         return self._bucket.try_take(now) if self._bucket is not None else 0.0
+
+    def _saturated(self, now: float) -> bool:
+        """Whether the pull was sending all it was allowed: requests wait in line, or the
+        bucket is spent (always, while unlimited: then nothing held requests back)."""
+        if self._waiters or self._bucket is None:
+            return True
+        return self._bucket.tokens(now) < 1.0
 
     def _bucket_at(self, rate: float, now: float) -> TokenBucket:
         if self._bucket is None:

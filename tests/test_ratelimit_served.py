@@ -1,0 +1,126 @@
+"""What a throttle cycle shows the server serving (``ServedCycle``), against a token bucket
+on plain numbers: the burst taken out of the measured rate, the cut that resumes at what
+was served, and the limiter telling a saturated pull from one that sent little.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callsessions.http.cubic import CubicCalculator, RateAdapter
+from callsessions.http.ratelimit import AdaptiveRateLimiter
+from callsessions.http.served import ServedCycle
+
+
+class Bucket:
+    """The server: a token bucket of ``rate`` and ``capacity``, full at time 0."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity, self.tokens, self.stamp = rate, capacity, capacity, 0.0
+
+    def serve(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def run_cycles(rate: float, capacity: float, send: float, pause: float) -> list[float | None]:
+    """A pull's requests against the server until three refusals: unlimited at first (100
+    times the server's rate, as many as are in flight), then, after each pause, a slow
+    start from ``send`` req/s doubling every second. The estimates the three closes answer."""
+    server, cycle = Bucket(rate, capacity), ServedCycle()
+    estimates: list[float | None] = []
+    now, speed, resumed = 0.0, 100.0 * rate, -math.inf
+    while len(estimates) < 3:
+        if server.serve(now):
+            cycle.success(now)
+        else:
+            estimates.append(cycle.close(now, now + pause))
+            now, speed, resumed = now + pause, send, now + pause
+        now += 1.0 / (speed * 2.0 ** max(0.0, now - resumed))
+    return estimates
+
+
+@pytest.mark.parametrize(("rate", "capacity"), [(2.0, 2.0), (5.0, 5.0), (20.0, 10.0), (3.0, 30.0)])
+def test_a_cycle_shows_the_servers_rate_not_its_burst(rate: float, capacity: float) -> None:
+    first, *later = run_cycles(rate, capacity, send=rate, pause=capacity / rate + 0.5)
+    assert first is None  # the first refusal only ends the burst: nothing to tell yet
+    for estimate in later:
+        assert estimate is not None
+        assert 0.85 * rate <= estimate <= 1.1 * rate
+
+
+def test_the_measured_rate_counts_the_burst_the_cycle_does_not() -> None:
+    """Where the burst is large against the rate, the meter reads it as rate."""
+    adapter = RateAdapter()
+    server = Bucket(3.0, 30.0)
+    now, refused, speed = 0.0, 0, 300.0  # at first as fast as a pull's first requests go
+    while refused < 2:
+        if server.serve(now):
+            adapter.on_success(now)
+        else:
+            measured = adapter.meter.rate_at(now)
+            adapter.on_throttle(now, now + 11.0)
+            refused, now, speed = refused + 1, now + 11.0, 12.0
+        now += 1.0 / speed
+    assert measured > 1.5 * 3.0  # the meter: the 30 requests of the burst as rate
+    assert adapter.w_max is not None and adapter.w_max <= 3.0 * 1.1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(1.0, 50.0),
+    capacity=st.integers(1, 40),
+    over=st.floats(1.05, 4.0),
+    pause=st.floats(0.0, 3.0),
+)
+def test_a_cycle_never_reads_much_more_than_the_server_serves(
+    rate: float, capacity: int, over: float, pause: float
+) -> None:
+    for estimate in run_cycles(rate, float(capacity), send=rate * over, pause=pause):
+        if estimate is not None:  # half a success of slack, over at least min_time
+            assert estimate <= rate + 0.5 / 0.5 + 1e-9
+
+
+def test_a_cut_may_resume_at_what_was_served() -> None:
+    curve = CubicCalculator(10.0, 0.0, period=6.0)
+    assert curve.cut(10.0, 0.0, resume_at=1.0) == pytest.approx(7.0)  # beta * w_max
+    assert curve.cut(10.0, 0.0, resume_at=1.0, floor=9.5) == pytest.approx(9.5)
+    assert curve.rate_at(1.0) == pytest.approx(9.5)  # the curve starts there
+    back = 1.0 + curve.k * curve.period
+    assert curve.rate_at(back) == pytest.approx(10.0)  # and is back at the top sooner
+    assert back < 1.0 + 5.5
+    assert curve.cut(10.0, 0.0, floor=12.0) == pytest.approx(10.0)  # never above the top
+    assert curve.cut(10.0, 0.0, floor=2.0) == pytest.approx(7.0)  # never below beta * top
+
+
+class SpyAdapter(RateAdapter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saturated: list[bool] = []
+
+    def on_throttle(
+        self, now: float, resume_at: float | None = None, *, saturated: bool = True
+    ) -> float:
+        self.saturated.append(saturated)
+        return super().on_throttle(now, resume_at, saturated=saturated)
+
+
+async def test_the_limiter_says_whether_the_pull_sent_all_it_could() -> None:
+    clock = [0.0]
+    spy = SpyAdapter()
+    limiter = AdaptiveRateLimiter(adapter=spy, clock=lambda: clock[0], jitter=0.0)
+    await limiter.acquire()
+    await limiter.on_throttle(None)  # unlimited until now: nothing held requests back
+    assert spy.saturated == [True]
+    clock[0] = 100.0  # a long quiet time: the bucket is full, nobody waits
+    await limiter.on_throttle(None)
+    assert spy.saturated == [True, False]
+    assert not math.isinf(limiter.rate or math.inf)
