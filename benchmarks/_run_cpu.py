@@ -87,7 +87,56 @@ def cpu_loop(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+def _parsers(bodies: list[bytes]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The two in-memory paths over the captured pages, as ``cpu_loop`` times them:
+    ``orjson.loads`` alone, and ``orjson.loads`` plus ``structure_sessions``."""
+
+    def loads_only() -> None:
+        for b in bodies:
+            orjson.loads(b)
+
+    def loads_structure() -> None:
+        for b in bodies:
+            structure_sessions(orjson.loads(b)["items"])
+
+    return loads_only, loads_structure
+
+
+# The client's pull paths: the ``raw`` argument of ``timed_pull`` and the key in ``PATHS``.
+_CLIENT_PATHS: tuple[tuple[Any, str], ...] = (
+    ("lines", "client_lines"),
+    (True, "client_raw"),
+    (False, "client_structured"),
+)
+
+
+async def _one_repeat(
+    client: CallSessionsClient,
+    plain: aiohttp.ClientSession,
+    sim: SimProcess,
+    plan: PullPlan,
+    parsers: tuple[Callable[[], None], Callable[[], None]],
+    n: int,
+) -> tuple[dict[str, float], int]:
+    """One repeat: every path of ``PATHS`` measured back to back, in CPU seconds per record
+    (``n`` records in the captured pages). Returns those and the records of a client pull."""
+    loads_only, loads_structure = parsers
+    t = {
+        "orjson_loads": sum(cpu_loop(loads_only, 2)) / (2 * n),
+        "loads_plus_structure_sessions": sum(cpu_loop(loads_structure, 2)) / (2 * n),
+    }
+    base = await plain_fetch_loads(plain, sim.url, sim.token, plan)
+    t["plain_http_plus_loads"] = base["cpu"] / base["records"]
+    for raw, key in _CLIENT_PATHS:
+        pull = await timed_pull(client, plan, 4, raw=raw)
+        t[key] = pull["cpu"] / pull["records"]
+        client_records = pull["records"]
+    return t, client_records
+
+
 async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Measurement 3: CPU seconds per record of each path in ``PATHS``, and their ratios to
+    ``orjson.loads`` of the same pages."""
     sim_records, repeats = cfg["sim_records"], max(cfg["repeats"], 5)
     n_pages = cfg["cpu_pages"]
     start, end = SIM_START, end_for(cfg["pages"] * PAGE, sim_records)
@@ -96,17 +145,9 @@ async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
         bodies = await capture_bodies(sim, start, end, n_pages)
         n = sum(len(orjson.loads(b)["items"]) for b in bodies)
         mb = sum(len(b) for b in bodies) / 1e6
-
-        def loads_only() -> None:
-            for b in bodies:
-                orjson.loads(b)
-
-        def loads_structure() -> None:
-            for b in bodies:
-                structure_sessions(orjson.loads(b)["items"])
-
-        loads_only()
-        loads_structure()  # warm-up: allocator arenas, converter
+        parsers = _parsers(bodies)
+        for parse in parsers:
+            parse()  # warm-up: allocator arenas, converter
         # The machine is shared: CPU time per operation drifts with the neighbours' load, so
         # every repeat measures all four paths back to back and the ratios are taken per
         # repeat (their median is reported), not across minutes.
@@ -119,21 +160,7 @@ async def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
             plan = await client.plan(SessionQuery(start=start, end=end))
             await timed_pull(client, plan, 4)  # warm-up
             for r in range(repeats):
-                t = {
-                    "orjson_loads": sum(cpu_loop(loads_only, 2)) / (2 * n),
-                    "loads_plus_structure_sessions": sum(cpu_loop(loads_structure, 2)) / (2 * n),
-                }
-                base = await plain_fetch_loads(plain, sim.url, sim.token, plan)
-                t["plain_http_plus_loads"] = base["cpu"] / base["records"]
-                paths: tuple[tuple[Any, str], ...] = (
-                    ("lines", "client_lines"),
-                    (True, "client_raw"),
-                    (False, "client_structured"),
-                )
-                for raw, key in paths:
-                    pull = await timed_pull(client, plan, 4, raw=raw)
-                    t[key] = pull["cpu"] / pull["records"]
-                    client_records = pull["records"]
+                t, client_records = await _one_repeat(client, plain, sim, plan, parsers, n)
                 for k, v in t.items():
                     per[k].append(v)
                     ratios[k].append(v / t["orjson_loads"])

@@ -41,6 +41,20 @@ __all__ = ["FIELDS", "SORT_FIELDS", "STATUSES", "STATUS_INDEX", "Dataset", "Task
 
 _CHUNK = 65_536
 
+# What Dataset._conversation returns: the fields that depend on whether a call was answered.
+_Conversation = tuple[
+    bool,
+    int,
+    list[dict[str, Any]],
+    str,
+    list[dict[str, str]],
+    list[str],
+    int | None,
+    str,
+    str | None,
+    str | None,
+]
+
 
 class Dataset:
     """The calls a simulator serves: generated deterministically from a seed.
@@ -274,41 +288,60 @@ class Dataset:
         """The CRM id of record ``rid``."""
         return f"crm-{self.hash[rid] % 999_999_937:09d}"
 
+    def _conversation(
+        self, rid: int, st: int, h: int, dur: int, task: Task, created_at: str, record_id: str
+    ) -> _Conversation:
+        """The fields of record ``rid`` that depend on whether the call was answered:
+        ``(transferred, operator, messages, as_string, results, markers, nps, price,
+        responder, record_path)``.
+
+        Kept apart so :meth:`record` stays one readable mapping. An answered call carries its
+        dialogue template's values (shared, not copied: records are built on every request)
+        and is billed per started minute; any other call has no dialogue and costs nothing.
+        """
+        if st != ANSWERED:
+            return False, 0, [], "", [], [], None, "0.00", None, None
+        tmpl = self.templates[self.template[rid]]
+        # The time beyond the scripted dialogue went to an operator, for some calls.
+        operator = dur - tmpl.end if h >> 8 & 15 == 0 else 0
+        price = f"{math.ceil(dur / 60) * task.rate_cents / 100:.2f}"
+        responder = "human" if h >> 20 & 7 else "answering_machine"
+        record_path = f"records/{created_at[:10]}/{record_id}.mp3"
+        return (
+            operator > 0,
+            operator,
+            tmpl.messages,
+            tmpl.as_string,
+            tmpl.dialog_results,
+            tmpl.markers,
+            tmpl.nps,
+            price,
+            responder,
+            record_path,
+        )
+
     def record(self, rid: int) -> dict[str, Any]:
         """The full record ``rid`` (all 29 fields). Nested values are shared: do not mutate."""
         h = self.hash[rid] >> 17
         st = self.status[rid]
         task = self.tasks[self.task[rid]]
         dur = self.duration[rid]
-        answered = st == ANSWERED
         record_id = self.id_of(rid)
         region, tz = REGIONS[h % len(REGIONS)]
         started = self.started[rid]
         created_at = self.iso(self.created[rid])
-        if answered:
-            tmpl = self.templates[self.template[rid]]
-            # The time beyond the scripted dialogue went to an operator, for some calls.
-            operator = dur - tmpl.end if h >> 8 & 15 == 0 else 0
-            transferred = operator > 0
-            messages: list[dict[str, Any]] = tmpl.messages
-            as_string = tmpl.as_string
-            results: list[dict[str, str]] = tmpl.dialog_results
-            markers: list[str] = tmpl.markers
-            nps = tmpl.nps
-            price = f"{math.ceil(dur / 60) * task.rate_cents / 100:.2f}"
-            responder: str | None = "human" if h >> 20 & 7 else "answering_machine"
-            record_path: str | None = f"records/{created_at[:10]}/{record_id}.mp3"
-        else:
-            transferred = False
-            operator = 0
-            messages = []
-            as_string = ""
-            results = []
-            markers = []
-            nps = None
-            price = "0.00"
-            responder = None
-            record_path = None
+        (
+            transferred,
+            operator,
+            messages,
+            as_string,
+            results,
+            markers,
+            nps,
+            price,
+            responder,
+            record_path,
+        ) = self._conversation(rid, st, h, dur, task, created_at, record_id)
         return {
             "id": record_id,
             "phone": str(self.phone[rid]),

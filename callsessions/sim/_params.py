@@ -133,23 +133,21 @@ def _comma_list(raw: str, name: str, allowed: tuple[str, ...] | None) -> list[st
     return list(dict.fromkeys(items))
 
 
-def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None) -> Query:
-    """Validate wire parameters; raise :class:`ParamError` on invalid input.
-
-    ``offset_ceiling`` (the search index's result window) applies to list requests only:
-    ``offset + limit`` above it is refused.
-    """
-    raw_fields = params.get("fields")
-    fields = FIELDS if raw_fields is None else tuple(_comma_list(raw_fields, "fields", FIELDS))
-
+def _limit(params: Mapping[str, str]) -> int:
+    """The page size: ``limit``, or the default; 1..MAX_LIMIT, as API.md allows."""
     limit = _uint(params, "limit")
     if limit is None:
-        limit = DEFAULT_LIMIT
-    elif not 1 <= limit <= MAX_LIMIT:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
         raise ParamError(
             f"Invalid parameter 'limit': must be between 1 and {MAX_LIMIT}.",
             {"limit": params["limit"]},
         )
+    return limit
+
+
+def _offset(params: Mapping[str, str], limit: int) -> int:
+    """The first record: ``offset``, or ``page`` pages of ``limit`` (never both), else 0."""
     offset = _uint(params, "offset")
     page = _uint(params, "page")
     if offset is not None and page is not None:
@@ -159,31 +157,43 @@ def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None)
         )
     if page is not None:
         offset = page * limit
-    offset = offset or 0
+    return offset or 0
 
+
+def _date_field(params: Mapping[str, str]) -> str:
+    """The field ``from``/``to`` apply to (``createdAt`` when absent or empty)."""
     date_field = params.get("dateField") or "createdAt"
     if date_field not in DATE_FIELDS:
         raise ParamError(
             "Invalid parameter 'dateField'.",
             {"dateField": date_field, "allowed": list(DATE_FIELDS)},
         )
-    start = _datetime(params, "from")
-    end = _datetime(params, "to")
+    return date_field
 
-    statuses: frozenset[int] | None = None
-    if "status" in params:
-        names = _comma_list(params["status"], "status", STATUSES)
-        statuses = frozenset(STATUS_INDEX[name] for name in names)
 
-    company_id: int | None = None
+def _statuses(params: Mapping[str, str]) -> frozenset[int] | None:
+    """The status filter as status indexes (None: no filter; present but empty is refused)."""
+    if "status" not in params:
+        return None
+    names = _comma_list(params["status"], "status", STATUSES)
+    return frozenset(STATUS_INDEX[name] for name in names)
+
+
+def _company_id(params: Mapping[str, str]) -> int | None:
+    """The ``companyId`` filter (None when absent or empty); any integer, sign allowed."""
     raw_company = params.get("companyId")
-    if raw_company:
-        if not _INT.match(raw_company):
-            raise ParamError(
-                "Invalid parameter 'companyId': must be an integer.", {"companyId": raw_company}
-            )
-        company_id = int(raw_company)
+    if not raw_company:
+        return None
+    if not _INT.match(raw_company):
+        raise ParamError(
+            "Invalid parameter 'companyId': must be an integer.", {"companyId": raw_company}
+        )
+    return int(raw_company)
 
+
+def _sort(params: Mapping[str, str]) -> tuple[tuple[str, bool], ...]:
+    """The sort keys as ``(field, descending)``, first mention wins; ``createdAt`` ascending
+    when none. Whitespace is stripped so an unencoded ``+`` (a space) still means ascending."""
     sort: list[tuple[str, bool]] = []
     raw_sort = params.get("sort")
     if raw_sort:
@@ -202,7 +212,11 @@ def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None)
                 sort.append((key, descending))
     if not sort:
         sort = [("createdAt", False)]
+    return tuple(sort)
 
+
+def _export(params: Mapping[str, str]) -> tuple[str | None, str, bool]:
+    """The export parameters ``(format, filename, zip)``; validated even on list requests."""
     fmt = params.get("format") or None
     if fmt is not None and fmt not in EXPORT_FORMATS:
         raise ParamError(
@@ -214,18 +228,40 @@ def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None)
     raw_zip = params.get("zip", "false").lower()
     if raw_zip not in ("true", "false", "1", "0"):
         raise ParamError("Invalid parameter 'zip': must be true or false.", {"zip": raw_zip})
+    return fmt, filename, raw_zip in ("true", "1")
 
+
+def _text(params: Mapping[str, str], name: str) -> str | None:
+    """A free-text filter: None when absent or empty."""
+    value = params.get(name)
+    return value if value else None
+
+
+def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None) -> Query:
+    """Validate wire parameters; raise :class:`ParamError` on invalid input.
+
+    ``offset_ceiling`` (the search index's result window) applies to list requests only:
+    ``offset + limit`` above it is refused.
+    """
+    # The helpers run in this order, which decides the error reported when several
+    # parameters are invalid: keep it.
+    raw_fields = params.get("fields")
+    fields = FIELDS if raw_fields is None else tuple(_comma_list(raw_fields, "fields", FIELDS))
+    limit = _limit(params)
+    offset = _offset(params, limit)
+    date_field = _date_field(params)
+    start = _datetime(params, "from")
+    end = _datetime(params, "to")
+    statuses = _statuses(params)
+    company_id = _company_id(params)
+    sort = _sort(params)
+    fmt, filename, zip_ = _export(params)
     if fmt is None and offset_ceiling is not None and offset + limit > offset_ceiling:
         raise ParamError(
             "Result window is too large",
             {"offset": offset, "limit": limit, "max": offset_ceiling},
         )
-
-    def _text(name: str) -> str | None:
-        value = params.get(name)
-        return value if value else None
-
-    keyword = _text("keyword")
+    keyword = _text(params, "keyword")
     return Query(
         fields=fields,
         limit=limit,
@@ -234,13 +270,13 @@ def parse_query(params: Mapping[str, str], *, offset_ceiling: int | None = None)
         start=start,
         end=end,
         statuses=statuses,
-        phone=_text("phone"),
-        task_id=_text("taskId"),
-        record_id=_text("id"),
+        phone=_text(params, "phone"),
+        task_id=_text(params, "taskId"),
+        record_id=_text(params, "id"),
         company_id=company_id,
         keyword=keyword.lower() if keyword else None,
-        sort=tuple(sort),
+        sort=sort,
         format=fmt,
         filename=filename,
-        zip=raw_zip in ("true", "1"),
+        zip=zip_,
     )

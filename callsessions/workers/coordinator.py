@@ -77,14 +77,19 @@ __all__ = ["PLAN_FILE", "load_plan", "run_distributed"]
 ProgressCallback = Callable[[DistributedProgress], None]
 
 
-def _pool(redis: ArqRedis | aioredis.Redis, queue_name: str) -> ArqRedis:
-    """An ArqRedis on the caller's connections, with this package's JSON serializer."""
-    return ArqRedis(
-        connection_pool=redis.connection_pool,
-        job_serializer=dumps,
-        job_deserializer=loads,
-        default_queue_name=queue_name,
-    )
+async def _connect(
+    redis: ArqRedis | aioredis.Redis | str, queue_name: str
+) -> tuple[ArqRedis, bool]:
+    """The ArqRedis a run uses, with this package's JSON serializer, and whether the run owns
+    it: a pool opened from a URL is closed at the end, a caller's client is left open."""
+    options: dict[str, Any] = {
+        "job_serializer": dumps,
+        "job_deserializer": loads,
+        "default_queue_name": queue_name,
+    }
+    if isinstance(redis, str):
+        return await create_pool(RedisSettings.from_dsn(redis), **options), True
+    return ArqRedis(connection_pool=redis.connection_pool, **options), False
 
 
 def _outcome_of(key: str, raw: bytes | None) -> WindowOutcome | None:
@@ -317,7 +322,10 @@ def _verify(run: _Run, verify_ids: bool) -> int:
     return sum(n - 1 for n in seen.values() if n > 1)
 
 
-def _write_manifest(run: _Run, complete: bool) -> Path:
+def _write_manifest(run: _Run, duplicates: int) -> Path:
+    """Write the manifest (step 5): the verified parts, every window's outcome, and
+    ``complete`` only when every window is done and no id is in two parts."""
+    complete = duplicates == 0 and all(o.status == "done" for o in run.outcomes.values())
     windows = []
     for key, window in zip(run.keys, run.plan.windows, strict=True):
         windows.append(run.outcomes[key].manifest_entry(window.count))
@@ -358,33 +366,22 @@ async def run_distributed(
         raise InvalidQueryError("format", format, "allowed: jsonl, parquet")
     out = prepare_dir(out_dir)
     chosen, source = await resolve_plan(plan, client, out)
-    if isinstance(redis, str):
-        pool = await create_pool(
-            RedisSettings.from_dsn(redis),
-            job_serializer=dumps,
-            job_deserializer=loads,
-            default_queue_name=queue_name,
-        )
-        owned = True
-    else:
-        pool, owned = _pool(redis, queue_name), False
+    pool, owned = await _connect(redis, queue_name)
     try:
         run = _Run(chosen, pool, out, format, queue_name)
         check_directory(out, chosen, format, run.keys)
         save_plan(out, chosen, source)
         todo, enqueued = await _plan_work(run)
-        deadline = None if max_wait is None else started + max_wait
         await _wait(
             run,
             todo,
             poll_interval=poll_interval,
-            deadline=deadline,
+            deadline=None if max_wait is None else started + max_wait,
             on_progress=on_progress,
             stale_after=stale_after,
         )
         duplicates = await asyncio.to_thread(_verify, run, verify_ids)
-        ok = duplicates == 0 and all(o.status == "done" for o in run.outcomes.values())
-        manifest = await asyncio.to_thread(_write_manifest, run, ok)
+        manifest = await asyncio.to_thread(_write_manifest, run, duplicates)
     finally:
         if owned:
             await pool.aclose()
