@@ -176,6 +176,9 @@ async def test_three_workers_pull_60000_records_exactly_and_redis_holds_no_secre
     bounds = (sim.config.start, sim.config.start + sim.config.span)
     plan = await make_plan(sim, token, bounds, page_size=1000)
     assert len(plan.windows) >= 30
+    # 20 ms a request: each job lasts a few round trips, so the coordinator's snapshots
+    # (every 0.1 s) can see the workers running at once even on a loaded machine
+    sim.call(lambda s: setattr(s, "latency", 0.02))
     snapshots: list[DistributedProgress] = []
     out = tmp_path / "calls"
     summary = await run_distributed(
