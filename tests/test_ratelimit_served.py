@@ -124,3 +124,22 @@ async def test_the_limiter_says_whether_the_pull_sent_all_it_could() -> None:
     await limiter.on_throttle(None)
     assert spy.saturated == [True, False]
     assert not math.isinf(limiter.rate or math.inf)
+
+
+def test_a_long_cycle_keeps_only_its_latest_successes() -> None:
+    """A cycle of hours at a high rate holds a bounded list; its end still tells the rate."""
+    server, cycle = Bucket(50.0, 10.0), ServedCycle(keep=100)
+    now = 0.0
+    while server.serve(now):  # the first burst, at once
+        cycle.success(now)
+        now += 0.0001
+    assert cycle.close(now, now + 1.0) is None
+    now += 1.0
+    sent = 0
+    while server.serve(now):  # 10,000 at the server's rate, then faster until refused
+        cycle.success(now)
+        sent += 1
+        now += 1.0 / (49.9 if sent < 10_000 else 80.0)
+    assert sent > 10_000 and len(cycle._times) == 100
+    estimate = cycle.close(now, now + 1.0)
+    assert estimate is not None and 45.0 <= estimate <= 51.0

@@ -4,6 +4,7 @@ time as an argument, as in :mod:`callsessions.http.cubic`, which uses it."""
 from __future__ import annotations
 
 import math
+from collections import deque
 
 __all__ = ["ServedCycle"]
 
@@ -29,8 +30,10 @@ class ServedCycle:
     tells nothing when it is not.
     """
 
-    def __init__(self, min_time: float = 0.5) -> None:
+    def __init__(self, min_time: float = 0.5, keep: int = 4096) -> None:
         self.min_time = min_time
+        #: the latest successes kept of a cycle (a long one at a high rate keeps its end)
+        self.keep = keep
         self._burst: float | None = None  # B, once the cycle after the first gave it
         self._start: float | None = None  # the first success
         self._s0 = 0  # successes of the first burst
@@ -38,7 +41,9 @@ class ServedCycle:
         self._after_first = False  # the open cycle is the one after the first refusal
         self._refused: float | None = None  # the refusal that opened this cycle
         self._resume = -math.inf
-        self._times: list[float] = []  # the successes of this cycle
+        self._times: deque[float] = deque(maxlen=keep)  # this cycle's latest successes
+        self._served = 0  # this cycle's successes
+        self._began: float | None = None  # this cycle's first success
 
     @property
     def burst(self) -> float | None:
@@ -54,6 +59,9 @@ class ServedCycle:
             self._s0 += 1
         elif now > self._resume:
             self._times.append(now)
+            self._served += 1
+            if self._began is None:
+                self._began = now
         elif self._after_first:
             self._s0 += 1  # an answer to a request sent in the first burst
 
@@ -68,13 +76,15 @@ class ServedCycle:
             self._after_first = True
         else:
             self._after_first = False
-        self._refused, self._resume, self._times = now, resume, []
+        self._refused, self._resume = now, resume
+        self._times.clear()
+        self._served, self._began = 0, None
         return estimate
 
     def _estimate(self, now: float) -> float | None:
-        if self._refused is None or not self._times:
+        if self._refused is None or self._began is None:
             return None
-        span = now - self._times[0]
+        span = now - self._began
         if span < self.min_time:
             return None
         if self._burst is None:  # B is not known yet: from S0, if it can be told
@@ -88,7 +98,7 @@ class ServedCycle:
                 self._burst = float(self._s0)
             else:
                 return None
-        served = (len(self._times) + 0.5) / (now - self._refused)
+        served = (self._served + 0.5) / (now - self._refused)
         return max(self._best(now, self._burst, self.min_time), served)
 
     def _best(self, now: float, burst: float, shortest: float) -> float:
