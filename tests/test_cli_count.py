@@ -5,26 +5,22 @@ windows and page requests are those the pull then makes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_cli import END, START, TOKEN, arun, pull_args, sim_config, truth
+from _cli_support import (
+    END,
+    START,
+    arun,
+    environment_fixture,  # noqa: F401  (the fixture "environment")
+    pull_args,
+    sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+    truth,
+)
 
 from callsessions.sim import FaultConfig, SimServer
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-    monkeypatch.delenv("CALLSESSIONS_BASE_URL", raising=False)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 def count_args(url: str, *extra: object, start: str = START.isoformat(),

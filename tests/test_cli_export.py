@@ -6,36 +6,22 @@ import json
 import signal
 import subprocess
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_cli import (
+from _cli_support import (
     END,
     START,
-    TOKEN,
     arun,
     assert_exactly,
     cli_process_args,
+    environment_fixture,  # noqa: F401  (the fixture "environment")
     run,
-    sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
 )
 
 from callsessions.sim import SimServer
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-    monkeypatch.delenv("CALLSESSIONS_BASE_URL", raising=False)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
-
 
 # -- export, sim, demo ------------------------------------------------------------------------
 

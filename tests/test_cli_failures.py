@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_cli import (
+from _cli_support import (
     EMAIL,
     PASSWORD,
     START,
@@ -23,7 +22,7 @@ from test_cli import (
     ids_in,
     jsonl_ids,
     pull_args,
-    sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
     wait_for_done_window,
 )
@@ -37,12 +36,6 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLSESSIONS_EMAIL", raising=False)
     monkeypatch.delenv("CALLSESSIONS_PASSWORD", raising=False)
     monkeypatch.delenv("CALLSESSIONS_BASE_URL", raising=False)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 # -- secrets and failures ---------------------------------------------------------------------

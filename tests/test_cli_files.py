@@ -6,12 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import END, START, TOKEN, arun, pull_args, sim_config
+from _cli_support import (
+    END,
+    START,
+    TOKEN,
+    arun,
+    pull_args,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+)
 
 from callsessions.cli import pull as cli_pull
 from callsessions.sim import SimServer
@@ -29,12 +36,6 @@ def umask_022() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 @pytest.mark.parametrize("kind", ["export", "pull"])

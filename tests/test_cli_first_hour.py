@@ -10,18 +10,17 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_cli import (
-    TOKEN,
+from _cli_support import (
     arun,
     assert_exactly,
+    environment_fixture,  # noqa: F401  (the fixture "environment")
     jsonl_ids,
     pull_args,
     run,
-    sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
     wait_for_done_window,
 )
@@ -30,18 +29,6 @@ import callsessions
 from callsessions.sim import SimServer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-    monkeypatch.delenv("CALLSESSIONS_BASE_URL", raising=False)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 # -- 5. a finished output is not replaced silently ------------------------------------------------

@@ -3,20 +3,20 @@ display, which is shown only on a terminal (moved from ``test_cli.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_cli import END, START, TOKEN, arun, pull_args, sim_config
+from _cli_support import (
+    END,
+    START,
+    TOKEN,
+    arun,
+    pull_args,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+)
 
 from callsessions.cli.progress import Progress, wants_progress
 from callsessions.sim import SimServer
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

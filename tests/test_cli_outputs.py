@@ -4,7 +4,6 @@ and the trial knobs: Parquet, a dataset directory, stdout, --max-items, --max-ra
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +11,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import TOKEN, arun, assert_exactly, pull_args, sim_config, truth
+from _cli_support import (
+    TOKEN,
+    arun,
+    assert_exactly,
+    pull_args,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+    truth,
+)
 
 from callsessions.sim import SimServer
 
@@ -20,12 +26,6 @@ from callsessions.sim import SimServer
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 async def test_pull_into_parquet_is_exact_and_typed(

@@ -18,8 +18,17 @@ from typing import Any
 
 import pytest
 import redis
+from _cli_support import (
+    END,
+    START,
+    TOKEN,
+    arun,
+    assert_exactly,
+    environment_fixture,  # noqa: F401  (the fixture "environment")
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+    truth,
+)
 from redis_server import running_redis_server
-from test_cli import END, START, TOKEN, arun, assert_exactly, sim_config, truth
 
 from callsessions.sim import SimServer
 from callsessions.sinks import read_manifest
@@ -46,18 +55,6 @@ def redis_url(redis_server: str) -> str:
     finally:
         client.close()
     return redis_server
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-    monkeypatch.delenv("CALLSESSIONS_BASE_URL", raising=False)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 class Worker:

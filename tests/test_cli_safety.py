@@ -11,12 +11,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 import pytest
-from test_cli import (
+from _cli_support import (
     END,
     START,
     TOKEN,
@@ -28,6 +27,7 @@ from test_cli import (
     pull_args,
     run,
     sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
     wait_for_done_window,
 )
@@ -46,12 +46,6 @@ from callsessions.sim import FaultConfig, SimServer
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLSESSIONS_TOKEN", TOKEN)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 # -- 3. two runs on one output --------------------------------------------------------------------
