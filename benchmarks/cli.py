@@ -50,6 +50,7 @@ from ._cli_common import (
     count_lines,
     iso,
     log,
+    prepare_bytecode,
     proc_cpu,
     run_child,
     stats,
@@ -209,13 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=["pull", "startup", "planning", "big"])
     ap.add_argument("--profile", action="store_true", help="also cProfile a JSONL pull")
     ap.add_argument("--json", default="benchmarks/results-cli-latest.json")
+    ap.add_argument("--from-source", action="store_true",
+                    help="remove the package's bytecode first instead of compiling it")
     args = ap.parse_args(argv)
     cfg = PROFILES["quick" if args.quick else "full"]
     only = args.only or ["pull", "startup", "planning", "big"]
     install_cleanup()
     t0 = time.monotonic()
     res: dict[str, Any] = {"profile": "quick" if args.quick else "full"}
-    lines: list[str] = []
+    res["bytecode"] = prepare_bytecode(not args.from_source)
+    lines: list[str] = [f"bytecode: {res['bytecode']}", ""]
     steps = {"pull": (measure_cli_vs_naive, report_pull),
              "startup": (measure_startup, report_startup),
              "planning": (measure_planning, report_planning),
