@@ -123,11 +123,13 @@ def test_closed_loop_paces_to_the_server(rate: float, burst: float, seed: int) -
     assert run.ok >= 300
     assert run.ok / run.wall >= 0.87 * rate
     after_first_wave = (run.throttled - run.first_wave) / (run.ok + run.throttled)
-    assert after_first_wave <= 0.04
-    # 8 requesters against a burst of 2 meet 6-7 refusals before any limit can exist:
-    # 2.3 % of 300 on their own, which leaves (2, 2) at 5.2-5.8 % in all
-    assert run.share <= (0.06 if rate == 2.0 else 0.05)
+    assert after_first_wave <= 0.025
+    # 8 requesters against a burst of 2 meet 6-7 refusals before any limit can exist (2.3 %
+    # of 300 on their own); what each cycle served, its burst taken out, keeps the rest low
+    assert run.share <= 0.05
     assert limiter.rate is not None and rate / 1.5 <= limiter.rate <= rate * 1.5
+    top = limiter.adapter.w_max
+    assert top is not None and 0.9 * rate <= top <= 1.12 * rate  # the burst not read as rate
 
 
 def test_closed_loop_without_a_limit_is_not_slowed() -> None:
