@@ -1,12 +1,16 @@
 """Helpers shared by the bulk-pull tests (``test_pull*.py``): the simulator's settings, a
-client for it, the ground truth for a query, and the exactly-once check.
+client for it, the ground truth for a query, the exactly-once check, and the ``sim`` fixture
+(a module uses it by importing ``sim_fixture``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from callsessions import CallSessionsClient, Checkpoint, PullPlan, RetryPolicy, SessionQuery
 from callsessions.sim import SimConfig, SimServer
@@ -16,6 +20,13 @@ START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 
 def sim_config(records: int = 6_000, **changes: Any) -> SimConfig:
     return SimConfig(records=records, seed=7, start=START, span=timedelta(days=3), **changes)
+
+
+@pytest.fixture(name="sim")
+async def sim_fixture() -> AsyncIterator[SimServer]:
+    """A simulator of ``sim_config()``, on loopback, for one test."""
+    async with SimServer(sim_config()) as server:
+        yield server
 
 
 def client_for(server: SimServer, **settings: Any) -> CallSessionsClient:

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
-from _client_http_support import SEARCH, TOKEN, mock_sample
+from _client_http_support import (
+    SEARCH,
+    TOKEN,
+    client_fixture,  # noqa: F401  (the fixture "client")
+    mock_sample,
+)
 from _support import BASE_URL, SEARCH_PATH, MockHTTP, load_sample
 
 from callsessions import (
@@ -30,15 +33,6 @@ from callsessions import (
     TokenExpiredError,
     TransportError,
 )
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[CallSessionsClient]:
-    async with CallSessionsClient(
-        BASE_URL, token=TOKEN, retry=RetryPolicy.no_wait(attempts=3)
-    ) as c:
-        yield c
-
 
 # -- pages ---------------------------------------------------------------------------------
 

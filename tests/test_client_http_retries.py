@@ -3,11 +3,14 @@ backoff, Retry-After and its cap, the shared retry budget, which errors are retr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from _client_http_support import TOKEN, mock_sample
+from _client_http_support import (
+    TOKEN,
+    client_fixture,  # noqa: F401  (the fixture "client")
+    mock_sample,
+)
 from _support import BASE_URL, MockHTTP
 
 from callsessions import (
@@ -25,15 +28,6 @@ from callsessions import (
     TokenExpiredError,
 )
 from callsessions.http.retry import RetryBudget, is_retryable
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[CallSessionsClient]:
-    async with CallSessionsClient(
-        BASE_URL, token=TOKEN, retry=RetryPolicy.no_wait(attempts=3)
-    ) as c:
-        yield c
-
 
 # -- retries -------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import attrs
@@ -23,17 +22,12 @@ from _pull_support import (
     pull_ids,
     range_query,
     sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
 )
 
 from callsessions import IncompletePullError, PullPlan, SessionQuery
 from callsessions.sim import SimServer
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 async def test_plain_multi_day_pull_is_exact_and_ordered(sim: SimServer) -> None:

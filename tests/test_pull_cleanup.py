@@ -6,19 +6,17 @@ sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from _pull_support import client_for, client_tasks, range_query, sim_config
+from _pull_support import (
+    client_for,
+    client_tasks,
+    range_query,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+)
 
 from callsessions import CallSession
 from callsessions.sim import SimServer
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 async def test_early_break_cancels_everything(sim: SimServer) -> None:

@@ -6,7 +6,6 @@ range. Every record of the ground truth still comes once, or the pull fails clea
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -17,18 +16,12 @@ from _pull_support import (
     pull_ids,
     range_query,
     sim_config,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
     truth,
 )
 
 from callsessions import PaginationError, RetryPolicy, ServerError, SessionQuery, WireNames
 from callsessions.sim import FaultConfig, SimServer
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
-
 
 FAULTS = {
     "429 with Retry-After": FaultConfig(rate_429=0.25, retry_after=2),

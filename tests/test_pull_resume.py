@@ -4,21 +4,20 @@ again, a query resumes on the checkpoint's plan, and a damaged checkpoint is a c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import pytest
-from _pull_support import client_for, pull_ids_with, range_query, sim_config, truth
+from _pull_support import (
+    client_for,
+    pull_ids_with,
+    range_query,
+    sim_fixture,  # noqa: F401  (the fixture "sim")
+    truth,
+)
 
 from callsessions import Checkpoint, InvalidQueryError
 from callsessions.sim import SimServer
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with SimServer(sim_config()) as server:
-        yield server
 
 
 async def test_resume_from_checkpoint_delivers_the_rest(sim: SimServer, tmp_path: Any) -> None:
