@@ -4,9 +4,12 @@ requests the mocked server saw."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from _support import (
     SEARCH_PATH,
     MockHTTP,
@@ -57,3 +60,15 @@ def search_headers(mocked: MockHTTP) -> list[str]:
 
 def posts(mocked: MockHTTP, url: str) -> list[dict[str, Any]]:
     return [kw for m, u, kw in mocked.calls() if m == "POST" and str(u) == url]
+
+
+@pytest.fixture(name="no_secret_in_logs", autouse=True)
+def no_secret_in_logs_fixture(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test of a module that imports this runs with DEBUG logging captured, and no
+    secret may show in any record."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.args) + str(record.exc_info)
+        for secret in SECRETS:
+            assert secret not in text, f"a secret leaked into the log: {record.getMessage()}"

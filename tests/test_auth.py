@@ -5,8 +5,7 @@ without HTTP, settings and ``Secret`` are in ``test_auth_secrets.py``.)"""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,13 +18,13 @@ from _auth_support import (
     REFRESH_1,
     REFRESH_2,
     SEARCH,
-    SECRETS,
     STATIC_TOKEN,
     TOKEN_1,
     TOKEN_2,
     FakeClock,
     assert_no_secret,
     assert_redacted,
+    no_secret_in_logs_fixture,  # noqa: F401  (the autouse fixture "no_secret_in_logs")
     posts,
     search_headers,
 )
@@ -69,15 +68,6 @@ async def client(auth: PasswordAuth) -> AsyncIterator[CallSessionsClient]:
         yield c
 
 
-@pytest.fixture(autouse=True)
-def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every test here runs with DEBUG logging captured; no secret may show in any record."""
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in caplog.records:
-        text = record.getMessage() + repr(record.args) + str(record.exc_info)
-        for secret in SECRETS:
-            assert secret not in text, f"a secret leaked into the log: {record.getMessage()}"
 
 
 # -- login and refresh ---------------------------------------------------------------------

@@ -5,9 +5,7 @@ Every test runs with DEBUG logging captured; no secret may show in any record.""
 from __future__ import annotations
 
 import copy
-import logging
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +14,13 @@ from _auth_support import (
     PASSWORD,
     REFRESH_1,
     REFRESH_2,
-    SECRETS,
     STATIC_TOKEN,
     TOKEN_1,
     TOKEN_2,
     FakeClock,
     assert_no_secret,
     assert_redacted,
+    no_secret_in_logs_fixture,  # noqa: F401  (the autouse fixture "no_secret_in_logs")
 )
 from _support import (
     AUTH_URL,
@@ -47,15 +45,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(autouse=True)
-def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every test here runs with DEBUG logging captured; no secret may show in any record."""
-    caplog.set_level(logging.DEBUG)
-    yield
-    for record in caplog.records:
-        text = record.getMessage() + repr(record.args) + str(record.exc_info)
-        for secret in SECRETS:
-            assert secret not in text, f"a secret leaked into the log: {record.getMessage()}"
 
 
 # -- the Auth protocol without HTTP ------------------------------------------------------
