@@ -1,5 +1,5 @@
 """``python -m callsessions``: the command line (see ``callsessions.cli``)."""
 
-from callsessions.cli import main
+from callsessions.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -173,3 +173,23 @@ async def test_pull_sqlite_twice_keeps_each_call_once(
         assert row["transferredToOperator"] == want["transferredToOperator"]
         assert json.loads(row["additional"]) == want["additional"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calls.sqlite"]
+
+
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_the_program_exits_with_mains_code_after_freezing_the_heap(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """``callsessions`` (the console script and ``python -m``) is ``entry``: it exits with
+    what ``main`` returned, and freezes the heap only after ``main`` is done (so the
+    interpreter's last full collection has nothing to walk); ``main`` itself never does."""
+    import gc
+
+    import callsessions.cli as cli
+
+    order: list[str] = []
+    monkeypatch.setattr(cli, "main", lambda: order.append("main") or code)
+    monkeypatch.setattr(gc, "freeze", lambda: order.append("freeze"))
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == code
+    assert order == ["main", "freeze"]
