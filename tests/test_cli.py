@@ -187,7 +187,12 @@ def test_the_program_exits_with_mains_code_after_freezing_the_heap(
     import callsessions.cli as cli
 
     order: list[str] = []
-    monkeypatch.setattr(cli, "main", lambda: order.append("main") or code)
+
+    def main() -> int:
+        order.append("main")
+        return code
+
+    monkeypatch.setattr(cli, "main", main)
     monkeypatch.setattr(gc, "freeze", lambda: order.append("freeze"))
     with pytest.raises(SystemExit) as exc:
         cli.entry()

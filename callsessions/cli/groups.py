@@ -127,6 +127,13 @@ def add_pace(group: argparse._ArgumentGroup) -> None:
         "--concurrency (fewer 429s from a tight rate limit; costs a few round trips)",
     )
     group.add_argument(
+        "--no-count-ahead",
+        dest="count_ahead",
+        action="store_false",
+        help="count a range's buckets only once its first page shows it needs windows (one "
+        "round trip more for a large range; four requests fewer for a small one)",
+    )
+    group.add_argument(
         "--offset-ceiling",
         type=types.positive_int,
         metavar="N",

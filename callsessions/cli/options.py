@@ -115,6 +115,8 @@ def config_from(ns: argparse.Namespace) -> ClientConfig:
         value = getattr(ns, name, None)
         if value is not None:
             settings[name] = value
+    if getattr(ns, "count_ahead", True) is False:
+        settings["count_ahead"] = False
     if getattr(ns, "slow_start", False):
         settings["initial_concurrency"] = 1
     if getattr(ns, "wire_name", None):

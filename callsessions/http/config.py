@@ -46,7 +46,11 @@ class ClientConfig:
     ``concurrency`` of them at once, at the price of about log2(concurrency) round trips
     (None, the default: start at ``concurrency``); ``offset_ceiling`` is the deepest
     ``offset + limit`` the service serves;
-    ``max_rewalks`` bounds the re-walks of a window whose ids fall short. ``max_rate``
+    ``max_rewalks`` bounds the re-walks of a window whose ids fall short. With
+    ``count_ahead`` (the default) a pull of a closed range counts it in four buckets together
+    with its first page, so that a range too large for one window is planned in one round
+    trip instead of two; a range that fits spends four ``limit=1`` requests for nothing
+    (set it False when many small pulls share a tight rate limit). ``max_rate``
     caps requests per second (below it the pace is learned from 429s); ``max_stall`` is how
     long a pull keeps trying while the server answers only 429.
     """
@@ -66,6 +70,7 @@ class ClientConfig:
     window_fill: float = 0.8
     window_resolution: timedelta = ONE_SECOND
     max_buckets: int = 32
+    count_ahead: bool = True
     max_rate: float | None = None
     max_stall: float = field(default=600.0, validator=_positive("max_stall"))
 
@@ -83,6 +88,8 @@ class ClientConfig:
             raise InvalidQueryError(
                 "initial_concurrency", start, f"must be from 1 to {MAX_CONCURRENCY}"
             )
+        if not isinstance(self.count_ahead, bool):
+            raise InvalidQueryError("count_ahead", self.count_ahead, "must be True or False")
         if self.max_rewalks < 0:
             raise InvalidQueryError("max_rewalks", self.max_rewalks, "must be >= 0")
         self.pull_settings()  # validates page_size, offset_ceiling, fill, resolution

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 ONE_SECOND = timedelta(seconds=1)
+#: the fewest equal-time buckets a range that needs windows is counted in
+MIN_BUCKETS = 4
 
 
 @frozen(order=True)
@@ -146,7 +148,7 @@ def bucket_count(total: int, settings: PullSettings) -> int:
     stays a small share of the page requests.
     """
     wanted = math.ceil(total / (settings.target * 5))
-    return max(4, min(settings.max_buckets, wanted))
+    return max(MIN_BUCKETS, min(settings.max_buckets, wanted))
 
 
 def split_times(

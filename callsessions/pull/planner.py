@@ -17,6 +17,7 @@ from callsessions.errors import CallSessionsError, InvalidQueryError, Pagination
 from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.pipeline import RequestContext, RequestPipeline
 from callsessions.protocol.planning import (
+    MIN_BUCKETS,
     ONE_SECOND,
     PullPlan,
     Window,
@@ -92,24 +93,47 @@ async def plan_with_first_page(
             return PullPlan(query=q, windows=(), settings=settings), None
         q = attrs.evolve(q, start=start, end=end)
     before = ctx.summary.planning_requests
-    first = await pipeline.body(pipeline.request_for(attrs.evolve(q, offset=0)), ctx)
+    # The bucket counts go out together, as many at once as a pull's pages would.
+    counting = attrs.evolve(ctx, limiter=ctx.limiter or AdaptiveLimiter(config.concurrency))
+
+    async def counted(a: datetime, b: datetime) -> Window:
+        n = await pipeline.count(attrs.evolve(q, start=a, end=b), counting)
+        return Window(a, b, count=n or 0)
+
+    def count_buckets(points: list[datetime]) -> list[asyncio.Task[Window]]:
+        return [asyncio.ensure_future(counted(a, b)) for a, b in itertools.pairwise(points)]
+
+    # The first page is asked for first (the limiter is first come, first served); with
+    # ``count_ahead`` the fewest buckets a range needing windows is counted in go out with
+    # it, so that such a range is planned in one round trip rather than two.
+    first_task = asyncio.ensure_future(
+        pipeline.body(pipeline.request_for(attrs.evolve(q, offset=0)), ctx)
+    )
+    ahead_points = split_times(start, end, MIN_BUCKETS, settings.resolution)
+    ahead = count_buckets(ahead_points) if config.count_ahead else []
+    try:
+        first = await first_task
+    except BaseException:
+        await _dropped(ahead)
+        raise
     ctx.summary.planning_requests += 1
     total = _count_of(first)
     if total is None or not settings.overflows(total):
+        await _dropped(ahead)  # the range fits in one window: its counts are not needed
         windows: list[Window] = [Window(start, end, count=total)]
     else:
         first = b""
         points = split_times(start, end, bucket_count(total, settings), settings.resolution)
-        # The bucket counts go out together, as many at once as a pull's pages would.
-        counting = attrs.evolve(ctx, limiter=ctx.limiter or AdaptiveLimiter(config.concurrency))
-
-        async def counted(a: datetime, b: datetime) -> Window:
-            n = await pipeline.count(attrs.evolve(q, start=a, end=b), counting)
-            return Window(a, b, count=n or 0)
-
-        buckets = list(
-            await asyncio.gather(*(counted(a, b) for a, b in itertools.pairwise(points)))
-        )
+        if ahead and points == ahead_points:
+            tasks = ahead
+        else:  # a range this large is counted more finely (or nothing was counted ahead)
+            await _dropped(ahead)
+            tasks = count_buckets(points)
+        try:
+            buckets = list(await asyncio.gather(*tasks))
+        except BaseException:
+            await _dropped(tasks)
+            raise
         if range_check(total, [b.count or 0 for b in buckets]) == "suspect":
             tiny = attrs.evolve(q, start=start, end=start + settings.resolution)
             if await pipeline.count(tiny, ctx) == total:
@@ -128,6 +152,14 @@ async def plan_with_first_page(
         planning_requests=ctx.summary.planning_requests - before,
     )
     return plan, first or None
+
+
+async def _dropped(tasks: list[asyncio.Task[Window]]) -> None:
+    """Cancel the counts not needed (or orphaned by an error) and wait for them: what they
+    raise is of no use to anyone."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _count_of(body: bytes) -> int | None:
