@@ -13,10 +13,11 @@ import resource
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import orjson
 
-from callsessions import CallSessionsClient, SessionQuery
+from callsessions import CallSessionsClient, PullStream, SessionQuery
 
 
 def _maxrss_mb() -> float:
@@ -44,7 +45,11 @@ async def _main(url: str, token: str, start: str, end: str, concurrency: int, ra
         baseline, baseline_maxrss = _peak_mb(), _maxrss_mb()
         t0 = time.perf_counter()
         plan = await client.plan(query)
-        stream = client.sessions(plan, raw=raw, concurrency=concurrency)
+        stream: PullStream[Any] = (
+            client.sessions(plan, raw=True, concurrency=concurrency)
+            if raw
+            else client.sessions(plan, concurrency=concurrency)
+        )
         n = 0
         async with stream:
             async for _record in stream:

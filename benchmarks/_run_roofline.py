@@ -3,6 +3,7 @@ against the platform guide's naive offset loop."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import statistics
@@ -85,14 +86,13 @@ async def _measure_latency(
             windows, plan_requests = len(plan.windows), plan.planning_requests
             await timed_pull(client, plan, 16)  # warm-up: connections, caches
             jobs: dict[Any, Callable[[], Awaitable[dict[str, Any]]]] = {
-                c: (lambda c=c, cl=client, pl=plan: timed_pull(cl, pl, c))
-                for c in CONCURRENCIES
+                c: functools.partial(timed_pull, client, plan, c) for c in CONCURRENCIES
             }
             session: aiohttp.ClientSession | None = None
             if lat == 200:
                 session = aiohttp.ClientSession()
-                jobs["naive"] = lambda s=session, u=sim.url, k=sim.token: naive_pull(
-                    s, u, k, start, end
+                jobs["naive"] = functools.partial(
+                    naive_pull, session, sim.url, sim.token, start, end
                 )
             try:
                 res = await repeat(repeats, jobs)

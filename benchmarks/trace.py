@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from callsessions import AiohttpTransport, CallSessionsClient, HTTPRequest, SessionQuery
 from callsessions.protocol.wire import HTTPResponse
@@ -24,10 +23,12 @@ async def trace(url: str, token: str, concurrency: int, hours: float) -> None:
     origin = [time.perf_counter()]
     send = AiohttpTransport.send
 
-    async def timed(self: AiohttpTransport, request: HTTPRequest, auth: str | None) -> Any:
+    async def timed(
+        self: AiohttpTransport, request: HTTPRequest, authorization: str | None
+    ) -> HTTPResponse:
         params = dict(request.params)
         sent = time.perf_counter() - origin[0]
-        response: HTTPResponse = await send(self, request, auth)
+        response: HTTPResponse = await send(self, request, authorization)
         done = time.perf_counter() - origin[0]
         events.append((sent, done, params.get("from", "")[11:19], params.get("offset", "")))
         return response

@@ -74,16 +74,23 @@ async def test_count_plan_is_a_dry_run_that_predicts_the_pull(
     assert abs(pages - plan["page_requests"]) <= max(2, plan["page_requests"] // 4), (pages, plan)
 
 
+@pytest.mark.parametrize(
+    ("options", "planning"),
+    [((), "planning took 5 requests)"), (("--no-count-ahead",), "planning took 1 request)")],
+    ids=["count-ahead", "no-count-ahead"],
+)
 async def test_count_plan_for_people_says_one_window_not_one_windows(
-    sim: SimServer, capsys: pytest.CaptureFixture[str]
+    sim: SimServer, capsys: pytest.CaptureFixture[str], options: tuple[str, ...], planning: str
 ) -> None:
+    """A range in one window: its first page counts it; by default four bucket counts went
+    with it (in case it needed windows), and the plan says what planning cost."""
     hour = (START + timedelta(hours=1)).isoformat()
-    result = await arun(capsys, *count_args(sim.url, "--plan", end=hour))
+    result = await arun(capsys, *count_args(sim.url, "--plan", *options, end=hour))
     assert result.code == 0, result.err
     number, plan_line, estimate = result.out.splitlines()
     assert int(number) == len(sim.matching_ids({"from": START.isoformat(), "to": hour}))
     assert plan_line.startswith("plan: 1 window, 1 page of up to 1,000 records: 1 page request")
-    assert "planning took 1 request)" in plan_line
+    assert planning in plan_line
     assert estimate.startswith("estimate: ~") and " 8 in flight" in estimate
 
 

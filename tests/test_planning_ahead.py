@@ -116,10 +116,13 @@ async def test_a_failed_first_page_leaves_no_count_behind() -> None:
         transport=MockTransport(handler),
         retry=RetryPolicy.no_wait(),
     ) as client:
+        stream = client.sessions(SessionQuery(start=START, end=END), raw=True)
         with pytest.raises(CallSessionsError, match="bad filter"):
-            [r async for r in client.sessions(SessionQuery(start=START, end=END), raw=True)]
+            [r async for r in stream]
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert left == [], f"tasks left running: {left}"
+    # The four counts were cancelled unanswered, and still count as spent.
+    assert stream.summary.planning_requests == 4
 
 
 def test_count_ahead_is_a_boolean() -> None:

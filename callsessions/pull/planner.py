@@ -114,12 +114,12 @@ async def plan_with_first_page(
     try:
         first = await first_task
     except BaseException:
-        await _dropped(ahead)
+        await _dropped(ahead, ctx)
         raise
     ctx.summary.planning_requests += 1
     total = _count_of(first)
     if total is None or not settings.overflows(total):
-        await _dropped(ahead)  # the range fits in one window: its counts are not needed
+        await _dropped(ahead, ctx)  # the range fits in one window: its counts are not needed
         windows: list[Window] = [Window(start, end, count=total)]
     else:
         first = b""
@@ -127,12 +127,12 @@ async def plan_with_first_page(
         if ahead and points == ahead_points:
             tasks = ahead
         else:  # a range this large is counted more finely (or nothing was counted ahead)
-            await _dropped(ahead)
+            await _dropped(ahead, ctx)
             tasks = count_buckets(points)
         try:
             buckets = list(await asyncio.gather(*tasks))
         except BaseException:
-            await _dropped(tasks)
+            await _dropped(tasks, ctx)
             raise
         if range_check(total, [b.count or 0 for b in buckets]) == "suspect":
             tiny = attrs.evolve(q, start=start, end=start + settings.resolution)
@@ -154,12 +154,16 @@ async def plan_with_first_page(
     return plan, first or None
 
 
-async def _dropped(tasks: list[asyncio.Task[Window]]) -> None:
+async def _dropped(tasks: list[asyncio.Task[Window]], ctx: RequestContext) -> None:
     """Cancel the counts not needed (or orphaned by an error) and wait for them: what they
-    raise is of no use to anyone."""
-    for task in tasks:
+    raise is of no use to anyone. One cancelled before its answer is counted among the
+    planning requests all the same (it may have reached the server): the cost reported is
+    never less than the cost paid."""
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    ctx.summary.planning_requests += len(pending)
 
 
 def _count_of(body: bytes) -> int | None:
