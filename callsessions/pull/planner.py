@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -20,6 +20,7 @@ from callsessions.protocol.planning import (
     MIN_BUCKETS,
     ONE_SECOND,
     PullPlan,
+    PullSettings,
     Window,
     bucket_count,
     layout_windows,
@@ -93,16 +94,7 @@ async def plan_with_first_page(
             return PullPlan(query=q, windows=(), settings=settings), None
         q = attrs.evolve(q, start=start, end=end)
     before = ctx.summary.planning_requests
-    # The bucket counts go out together, as many at once as a pull's pages would.
-    counting = attrs.evolve(ctx, limiter=ctx.limiter or AdaptiveLimiter(config.concurrency))
-
-    async def counted(a: datetime, b: datetime) -> Window:
-        n = await pipeline.count(attrs.evolve(q, start=a, end=b), counting)
-        return Window(a, b, count=n or 0)
-
-    def count_buckets(points: list[datetime]) -> list[asyncio.Task[Window]]:
-        return [asyncio.ensure_future(counted(a, b)) for a, b in itertools.pairwise(points)]
-
+    counts = _BucketCounts(pipeline, q, ctx)
     # The first page is asked for first (the limiter is first come, first served); with
     # ``count_ahead`` the fewest buckets a range needing windows is counted in go out with
     # it, so that such a range is planned in one round trip rather than two.
@@ -110,41 +102,25 @@ async def plan_with_first_page(
         pipeline.body(pipeline.request_for(attrs.evolve(q, offset=0)), ctx)
     )
     ahead_points = split_times(start, end, MIN_BUCKETS, settings.resolution)
-    ahead = count_buckets(ahead_points) if config.count_ahead else []
+    ahead = counts.send(ahead_points) if config.count_ahead else []
     try:
         first = await first_task
     except BaseException:
-        await _dropped(ahead, ctx)
+        await counts.drop(ahead)
         raise
     ctx.summary.planning_requests += 1
     total = _count_of(first)
     if total is None or not settings.overflows(total):
-        await _dropped(ahead, ctx)  # the range fits in one window: its counts are not needed
+        await counts.drop(ahead)  # the range fits in one window: its counts are not needed
         windows: list[Window] = [Window(start, end, count=total)]
     else:
         first = b""
         points = split_times(start, end, bucket_count(total, settings), settings.resolution)
-        if ahead and points == ahead_points:
-            tasks = ahead
-        else:  # a range this large is counted more finely (or nothing was counted ahead)
-            await _dropped(ahead, ctx)
-            tasks = count_buckets(points)
-        try:
-            buckets = list(await asyncio.gather(*tasks))
-        except BaseException:
-            await _dropped(tasks, ctx)
-            raise
-        if range_check(total, [b.count or 0 for b in buckets]) == "suspect":
-            tiny = attrs.evolve(q, start=start, end=start + settings.resolution)
-            if await pipeline.count(tiny, ctx) == total:
-                # Disjoint parts cannot hold more than the whole (records inserted while
-                # counting aside): the server is not filtering by the range.
-                raise PaginationError(
-                    f"the parts of the range hold {sum(b.count or 0 for b in buckets)} "
-                    f"records, the whole range {total}: the server ignores the range (check "
-                    "the wire names of start, end and date_field)"
-                )
-        windows = layout_windows(buckets, settings)
+        if not ahead or points != ahead_points:
+            # A range this large is counted more finely (or nothing was counted ahead).
+            await counts.drop(ahead)
+            ahead = counts.send(points)
+        windows = await _counted_windows(counts, ahead, total, settings)
     plan = PullPlan(
         query=q,
         windows=tuple(windows),
@@ -154,16 +130,67 @@ async def plan_with_first_page(
     return plan, first or None
 
 
-async def _dropped(tasks: list[asyncio.Task[Window]], ctx: RequestContext) -> None:
-    """Cancel the counts not needed (or orphaned by an error) and wait for them: what they
-    raise is of no use to anyone. One cancelled before its answer is counted among the
-    planning requests all the same (it may have reached the server): the cost reported is
-    never less than the cost paid."""
-    pending = [task for task in tasks if not task.done()]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    ctx.summary.planning_requests += len(pending)
+class _BucketCounts:
+    """The ``limit=1`` counts of a range's buckets, each a task, so that some can leave
+    before the range's total is known and be dropped when it shows they are not needed."""
+
+    def __init__(self, pipeline: RequestPipeline, q: SessionQuery, ctx: RequestContext) -> None:
+        self.pipeline, self.q, self.ctx = pipeline, q, ctx
+        # They go out together, as many at once as a pull's pages would.
+        limiter = ctx.limiter or AdaptiveLimiter(pipeline.config.concurrency)
+        self.counting = attrs.evolve(ctx, limiter=limiter)
+
+    async def _one(self, a: datetime, b: datetime) -> Window:
+        n = await self.pipeline.count(attrs.evolve(self.q, start=a, end=b), self.counting)
+        return Window(a, b, count=n or 0)
+
+    def send(self, points: list[datetime]) -> list[asyncio.Task[Window]]:
+        """Count each bucket between neighbouring ``points``."""
+        return [asyncio.ensure_future(self._one(a, b)) for a, b in itertools.pairwise(points)]
+
+    async def tiny_count(self, total: int, resolution: timedelta) -> bool:
+        """Whether the range's first ``resolution`` alone counts ``total``."""
+        start = self.q.start
+        assert start is not None
+        tiny = attrs.evolve(self.q, start=start, end=start + resolution)
+        return await self.pipeline.count(tiny, self.ctx) == total
+
+    async def drop(self, tasks: list[asyncio.Task[Window]]) -> None:
+        """Cancel the counts not needed (or orphaned by an error) and wait for them: what
+        they raise is of no use to anyone. One cancelled before its answer is counted among
+        the planning requests all the same (it may have reached the server): the cost
+        reported is never less than the cost paid."""
+        pending = [task for task in tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.ctx.summary.planning_requests += len(pending)
+
+
+async def _counted_windows(
+    counts: _BucketCounts,
+    tasks: list[asyncio.Task[Window]],
+    total: int,
+    settings: PullSettings,
+) -> list[Window]:
+    """Windows laid out from the bucket counts ``tasks``, once they are checked against
+    the range's ``total``."""
+    try:
+        buckets = list(await asyncio.gather(*tasks))
+    except BaseException:
+        await counts.drop(tasks)
+        raise
+    if range_check(total, [b.count or 0 for b in buckets]) == "suspect" and (
+        await counts.tiny_count(total, settings.resolution)
+    ):
+        # Disjoint parts cannot hold more than the whole (records inserted while counting
+        # aside): the server is not filtering by the range.
+        raise PaginationError(
+            f"the parts of the range hold {sum(b.count or 0 for b in buckets)} records, the "
+            f"whole range {total}: the server ignores the range (check the wire names of "
+            "start, end and date_field)"
+        )
+    return layout_windows(buckets, settings)
 
 
 def _count_of(body: bytes) -> int | None:
