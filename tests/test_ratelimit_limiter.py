@@ -102,6 +102,33 @@ def test_the_end_of_a_pause_is_jittered_within_one_interval() -> None:
         AdaptiveRateLimiter(jitter=-1.0)
 
 
+def test_a_pause_ends_at_its_draw_of_jitter_at_the_rate_its_late_answers_raise() -> None:
+    """The first 429 of a pull can come before the answers to its first requests (the
+    first page is slow, a count refused at once): the rate read then is low, and so one
+    interval of jitter is long. Answers arriving during the pause raise the rate; the
+    pause then ends where the same draw falls at the new rate, never later than it would
+    have, and the paused time counts only what was paused."""
+
+    async def first_release(late_answers: int) -> tuple[float, float, float | None]:
+        limiter = AdaptiveRateLimiter(rand=lambda: 0.8)
+        loop = asyncio.get_running_loop()
+        await limiter.on_success()  # 1 success in the first second: 1 req/s
+        await limiter.on_throttle(1.0)
+        for _ in range(late_answers):  # answers to requests sent in that first burst
+            await limiter.on_success()
+        await limiter.acquire()
+        return loop.time(), limiter.paused_seconds, limiter.rate
+
+    alone, paused_alone, rate_alone = run_virtual(first_release(0))
+    assert rate_alone == pytest.approx(1.0)
+    assert alone == pytest.approx(1.0 + 0.8 / 1.0)  # one interval at 1 req/s, drawn 0.8
+    assert paused_alone == pytest.approx(alone)
+    raised, paused_raised, rate_raised = run_virtual(first_release(3))
+    assert rate_raised == pytest.approx(4.0)  # 4 successes in the first second
+    assert raised == pytest.approx(1.0 + 0.8 / 4.0)  # the same draw, at 4 req/s
+    assert paused_raised == pytest.approx(raised)
+
+
 def test_waiters_are_served_first_come_first_served() -> None:
     async def main() -> list[int]:
         limiter = AdaptiveRateLimiter(max_rate=10.0)  # capped from the start

@@ -203,6 +203,8 @@ class AdaptiveRateLimiter:
         self.paused_seconds = 0.0
         self.last_success: float | None = None
         self.last_throttle: float | None = None
+        #: the last pause: when its Retry-After ends, and its jitter draw (see _rejitter)
+        self._pause: tuple[float, float] | None = None
 
     # -- what the summary and the progress bar read ------------------------------------------
 
@@ -274,6 +276,7 @@ class AdaptiveRateLimiter:
         rate = self._adapter.on_success(now)
         if rate is not None:
             self._bucket_at(rate, now)
+            self._rejitter(now, rate)
 
     async def on_throttle(self, retry_after: float | None) -> None:
         """A 429: cut the rate and pause new requests for ``retry_after`` seconds."""
@@ -284,10 +287,12 @@ class AdaptiveRateLimiter:
         rate = self._adapter.on_throttle(now, now + pause, saturated=self._saturated(now))
         bucket = self._bucket_at(rate, now)
         if pause > 0.0:
-            end = now + pause + self._jitter * self._rand() / rate
+            draw = self._rand()
+            end = now + pause + self._jitter * draw / rate
             if end > self.paused_until:
                 self.paused_seconds += end - max(now, self.paused_until)
                 self.paused_until = end
+                self._pause = (now + pause, draw)
             bucket.reset(self.paused_until, tokens=1.0)
         elif not self.is_paused(now):
             bucket.reset(now, tokens=0.0)
@@ -305,6 +310,22 @@ class AdaptiveRateLimiter:
         if now < self.paused_until:
             return self.paused_until - now
         return self._bucket.try_take(now) if self._bucket is not None else 0.0
+
+    def _rejitter(self, now: float, rate: float) -> None:
+        """A pause's jitter is one interval at the rate in force, drawn when the 429 came.
+        Answers still coming back during the pause can raise that rate (the first 429 of a
+        pull often comes before the answers to its first requests): the pause then ends
+        where the same draw falls at the new rate, so that a low first reading does not
+        hold the whole pull back by up to one interval at it."""
+        if self._pause is None or now >= self.paused_until:
+            return
+        base, draw = self._pause
+        end = max(now, base + self._jitter * draw / rate)
+        if end < self.paused_until:
+            self.paused_seconds -= self.paused_until - end
+            self.paused_until = end
+            if self._bucket is not None:
+                self._bucket.reset(end, tokens=1.0)
 
     def _saturated(self, now: float) -> bool:
         """Whether the pull was sending all it was allowed: requests wait in line, or the
