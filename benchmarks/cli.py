@@ -165,27 +165,30 @@ async def proxied_cli_pull(sim: SimProcess, end: datetime, out: Path) -> list[di
         return rounds_of(proxy.log, sim.latency_ms / 1e3)
 
 
-def first_page_round(reqs: list[dict[str, Any]]) -> int:
-    """The round of the first request for a page of a planned window: a full page
-    (limit = page size) at an offset > 0, or of a range narrower than the whole."""
+def first_planned_page(reqs: list[dict[str, Any]]) -> int | None:
+    """The index of the first request for a page of a planned window: a full page (limit =
+    page size) at an offset > 0, or of a range narrower than the whole; None if none."""
     whole = (reqs[0]["from"], reqs[0]["to"])
-    for r in reqs:
+    for i, r in enumerate(reqs):
         if r["limit"] == str(PAGE) and (r["offset"] not in (None, "0")
                                          or (r["from"], r["to"]) != whole):
-            return int(r["round"])
-    return 0  # the first page was the only page (one window, one page)
+            return i
+    return None  # the first page was the only page (one window, one page)
+
+
+def first_page_round(reqs: list[dict[str, Any]]) -> int:
+    """The round of the first request for a page of a planned window (0 if none)."""
+    i = first_planned_page(reqs)
+    return 0 if i is None else int(reqs[i]["round"])
 
 
 def planning_waves(reqs: list[dict[str, Any]], lat_s: float) -> int:
     """Planning round trips, whatever each one's length: the waves of requests that reached
     the server before the first page of a planned window, a new wave starting where
     arrivals are more than half a latency apart (a request sent after an answer)."""
-    whole = (reqs[0]["from"], reqs[0]["to"])
-    planned = [i for i, r in enumerate(reqs) if r["limit"] == str(PAGE) and (
-        r["offset"] not in (None, "0") or (r["from"], r["to"]) != whole)]
-    before = reqs[: planned[0]] if planned else reqs
+    i = first_planned_page(reqs)
     waves, last = 0, None
-    for r in before:
+    for r in reqs if i is None else reqs[:i]:
         if last is None or r["ms"] - last > lat_s * 1e3 / 2:
             waves += 1
         last = r["ms"]
