@@ -161,12 +161,21 @@ async def test_limiter_halves_on_throttle_and_grows_back() -> None:
     limiter.on_throttle()
     limiter.on_throttle()
     assert limiter.limit == 1 and limiter.lowest == 1
-    for _ in range(1):
+    waiting = [asyncio.create_task(limiter.acquire()) for _ in range(200)]
+    await asyncio.sleep(0)
+
+    async def succeed() -> None:  # a request ends well; its place goes to the next waiter
+        limiter.release()
         limiter.on_success()
+        await asyncio.sleep(0)
+
+    await succeed()
     assert limiter.limit == 2
     for _ in range(100):
-        limiter.on_success()
+        await succeed()
     assert limiter.limit == 8, "never above the bound"
+    for task in waiting:
+        task.cancel()
 
 
 async def test_limiter_bounds_requests_in_flight_in_order() -> None:

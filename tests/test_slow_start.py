@@ -16,34 +16,96 @@ import pytest
 from test_ratelimit import FakeServer, Run, run_virtual
 
 from callsessions import ClientConfig, InvalidQueryError
+from callsessions.http.config import INITIAL_CONCURRENCY
 from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.ratelimit import AdaptiveRateLimiter
 
 
-def test_the_limit_grows_by_one_a_success_until_the_bound() -> None:
+async def _crowd(limiter: AdaptiveLimiter, requests: int) -> list[asyncio.Task[None]]:
+    """``requests`` tasks asking the limiter for a place: as many as it allows hold one,
+    the rest wait in order."""
+    tasks = [asyncio.create_task(limiter.acquire()) for _ in range(requests)]
+    await asyncio.sleep(0)
+    return tasks
+
+
+async def _succeed(limiter: AdaptiveLimiter) -> None:
+    """One request in flight ends well: its place goes to the next waiter, then the
+    success is counted (the pipeline's order)."""
+    limiter.release()
+    limiter.on_success()
+    await asyncio.sleep(0)
+
+
+async def test_the_limit_grows_by_one_a_success_until_the_bound() -> None:
     limiter = AdaptiveLimiter(8, initial=1)
     assert limiter.limit == 1 and limiter.ramping
+    tasks = await _crowd(limiter, 40)
     seen = []
     for _ in range(10):
-        limiter.on_success()
-        seen.append(limiter.limit)
-    assert seen == [2, 3, 4, 5, 6, 7, 8, 8, 8, 8]
+        await _succeed(limiter)
+        seen.append((limiter.limit, limiter.in_flight))
+    assert seen == [(n, n) for n in (2, 3, 4, 5, 6, 7, 8, 8, 8, 8)]
     assert not limiter.ramping
     assert limiter.lowest == 8, "a slow start is not a cut"
+    for task in tasks:
+        task.cancel()
 
 
-def test_a_throttle_ends_the_slow_start() -> None:
+async def test_a_throttle_ends_the_slow_start() -> None:
     limiter = AdaptiveLimiter(16, initial=1)
+    tasks = await _crowd(limiter, 40)
     for _ in range(5):
-        limiter.on_success()
+        await _succeed(limiter)
     assert limiter.limit == 6
     limiter.on_throttle()
     assert limiter.limit == 3 and not limiter.ramping
+    for _ in range(3):  # three requests in flight end: the next ones are still held back
+        limiter.release()
+    await asyncio.sleep(0)
     for _ in range(2):
-        limiter.on_success()
+        await _succeed(limiter)
     assert limiter.limit == 3, "after it, one more only after `limit` successes in a row"
-    limiter.on_success()
+    await _succeed(limiter)
     assert limiter.limit == 4
+    for task in tasks:
+        task.cancel()
+
+
+async def test_the_limit_grows_only_while_it_holds_requests_back() -> None:
+    """As TCP's window (RFC 7661): five requests at once under a limit of 8 (a pull's
+    planning: its first page and four counts) do not raise it; 16 pages after them do,
+    one place a success, so the limit doubles in one round trip."""
+    limiter = AdaptiveLimiter(16, initial=8)
+    planning = await _crowd(limiter, 5)
+    assert limiter.in_flight == 5
+    for _ in range(5):
+        await _succeed(limiter)
+    assert (limiter.limit, limiter.in_flight) == (8, 0) and limiter.ramping
+    pages = await _crowd(limiter, 40)
+    assert limiter.in_flight == 8, "the first wave is the initial window"
+    for _ in range(8):
+        await _succeed(limiter)
+    assert (limiter.limit, limiter.in_flight) == (16, 16)
+    assert not limiter.ramping
+    for task in [*planning, *pages]:
+        task.cancel()
+
+
+async def test_after_a_cut_a_window_not_in_use_does_not_grow() -> None:
+    limiter = AdaptiveLimiter(8)
+    limiter.on_throttle()
+    assert limiter.limit == 4
+    for _ in range(12):  # one request at a time: never more than one place in use
+        await limiter.acquire()
+        await _succeed(limiter)
+    assert limiter.limit == 4
+    tasks = await _crowd(limiter, 20)
+    for _ in range(4):
+        await _succeed(limiter)
+    assert limiter.limit == 5
+    for task in tasks:
+        task.cancel()
 
 
 def test_without_initial_it_starts_at_the_bound() -> None:
@@ -61,10 +123,14 @@ def test_initial_concurrency_is_checked(value: object) -> None:
     assert info.value.parameter == "initial_concurrency"
 
 
-def test_initial_concurrency_is_off_by_default() -> None:
-    """Off by default: at 100-200 ms a slow start costs a short pull 20-25 % of its time."""
-    assert ClientConfig().initial_concurrency is None
+def test_a_pull_starts_at_eight_in_flight_by_default() -> None:
+    """TCP's initial window: at the default concurrency (8) nothing changes; above it the
+    first wave is 8. A full slow start (1) costs a short pull at 100-200 ms 20-25 % of its
+    time, so it is the CLI's ``--slow-start``, not the default."""
+    assert ClientConfig().initial_concurrency == INITIAL_CONCURRENCY == 8
+    assert ClientConfig().concurrency == INITIAL_CONCURRENCY
     assert ClientConfig(initial_concurrency=1).initial_concurrency == 1
+    assert ClientConfig(initial_concurrency=None).initial_concurrency is None
 
 
 async def _closed_loop(
@@ -116,8 +182,10 @@ def test_the_first_wave_of_429s_is_small(rate: float, burst: float, seed: int) -
     14 (or 11) refusals; with the slow start by 1-6."""
     at_once, _ = run_virtual(_closed_loop(None, 16, rate, burst, seed))
     slow, _ = run_virtual(_closed_loop(1, 16, rate, burst, seed))
+    default, _ = run_virtual(_closed_loop(INITIAL_CONCURRENCY, 16, rate, burst, seed))
     assert at_once.first_wave >= 10
     assert slow.first_wave <= 6
+    assert default.ok >= 200 and default.share <= 0.08, "the initial window overshoots less"
     assert slow.ok >= 200 and slow.share <= 0.05
     assert slow.ok / slow.wall >= 0.85 * rate, "the pace is still the server's"
 
@@ -125,13 +193,16 @@ def test_the_first_wave_of_429s_is_small(rate: float, burst: float, seed: int) -
 def test_without_a_limit_the_slow_start_reaches_the_bound_and_costs_little() -> None:
     at_once, peak_at_once = run_virtual(_closed_loop(None, 16, None, 0.0, 0))
     slow, peak_slow = run_virtual(_closed_loop(1, 16, None, 0.0, 0))
-    assert at_once.throttled == slow.throttled == 0
-    assert peak_at_once == peak_slow == 16
-    # 200 requests at 16 in flight are ~13 round trips; the slow start adds about 3
+    default, peak_default = run_virtual(_closed_loop(INITIAL_CONCURRENCY, 16, None, 0.0, 0))
+    assert at_once.throttled == slow.throttled == default.throttled == 0
+    assert peak_at_once == peak_slow == peak_default == 16
+    # 200 requests at 16 in flight are ~13 round trips; the slow start adds about 3, the
+    # initial window of 8 at most one
     assert slow.wall <= at_once.wall * 1.35
+    assert default.wall <= at_once.wall * 14 / 13
 
 
-@pytest.mark.parametrize(("argv", "initial"), [([], None), (["--slow-start"], 1)])
+@pytest.mark.parametrize(("argv", "initial"), [([], 8), (["--slow-start"], 1)])
 def test_the_command_line_slow_start(argv: list[str], initial: int | None) -> None:
     from callsessions.cli.options import config_from
     from callsessions.cli.parser import build_parser

@@ -118,7 +118,8 @@ def add_pace(group: argparse._ArgumentGroup) -> None:
         "--concurrency",
         type=types.concurrency,
         metavar="N",
-        help="requests in flight at most; lowered automatically on 429 (default: 8)",
+        help="requests in flight at most; lowered automatically on 429 (default: 8); above "
+        "8, a pull starts at 8 and doubles each round trip up to N until the first 429",
     )
     group.add_argument(
         "--slow-start",

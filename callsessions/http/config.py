@@ -15,10 +15,13 @@ from callsessions.protocol.planning import ONE_SECOND, PullSettings
 from callsessions.protocol.query import DEFAULT_WIRE_NAMES, MAX_PAGE_SIZE, WireNames
 from callsessions.protocol.wire import DEFAULT_ENDPOINT_PATH
 
-__all__ = ["MAX_CONCURRENCY", "ClientConfig"]
+__all__ = ["INITIAL_CONCURRENCY", "MAX_CONCURRENCY", "ClientConfig"]
 
 #: the most requests in flight a pull may be given: pages waiting their turn grow with it
 MAX_CONCURRENCY = 256
+#: requests in flight when a pull starts, by default (a pull's concurrency above it is
+#: reached by doubling each round trip while requests wait, until the first 429)
+INITIAL_CONCURRENCY = 8
 
 
 def _positive(name: str, most: float = math.inf) -> Callable[[object, object, float], None]:
@@ -40,12 +43,13 @@ class ClientConfig:
     query-string names. ``timeout`` bounds one request in seconds; ``max_body_bytes`` the
     size of a body read whole. ``page_size`` is used by pulls and by ``fetch_page`` when
     the query sets none; ``concurrency`` bounds requests in flight in a pull (it adapts down
-    on 429s); with ``initial_concurrency`` a pull starts with that many in flight and adds one
-    each success (doubling every round trip, as TCP's slow start) until ``concurrency`` or
-    the first 429, so that a tight rate limit is met by a few requests, not by
-    ``concurrency`` of them at once, at the price of about log2(concurrency) round trips
-    (None, the default: start at ``concurrency``); ``offset_ceiling`` is the deepest
-    ``offset + limit`` the service serves;
+    on 429s); a pull starts with at most ``initial_concurrency`` in flight (default 8, the
+    default ``concurrency``: TCP's initial window) and adds one each success while requests
+    wait for a place (doubling every round trip, as TCP's slow start) until ``concurrency``
+    or the first 429, so that an unknown rate limit is met by a few requests, not by
+    ``concurrency`` of them at once. Below 8 it costs about log2(8 / initial) round trips
+    (``1``: the CLI's ``--slow-start``); above ``concurrency`` or None it is off (start at
+    ``concurrency``); ``offset_ceiling`` is the deepest ``offset + limit`` the service serves;
     ``max_rewalks`` bounds the re-walks of a window whose ids fall short. With
     ``count_ahead`` (the default) a pull of a closed range counts it in four buckets together
     with its first page, so that a range too large for one window is planned in one round
@@ -64,7 +68,7 @@ class ClientConfig:
     retry: RetryPolicy = field(factory=RetryPolicy)
     page_size: int = MAX_PAGE_SIZE
     concurrency: int = field(default=8, validator=_positive("concurrency", MAX_CONCURRENCY))
-    initial_concurrency: int | None = None
+    initial_concurrency: int | None = INITIAL_CONCURRENCY
     offset_ceiling: int = 10_000
     max_rewalks: int = 3
     window_fill: float = 0.8

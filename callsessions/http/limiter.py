@@ -3,9 +3,12 @@ by one after a run of successes (AIMD, as TCP does), never above the configured 
 With ``initial`` it starts lower and grows by one each success until the bound or the
 first 429 (TCP's slow start: the number in flight doubles every round trip), so that an
 unknown rate limit is first met by a few requests, not by ``bound`` of them at once.
-Waiters are served first come, first served, so pages are requested in order. A 429's
-wait also pauses new requests of the whole pull, so that one throttled answer does not
-turn into a burst of them."""
+As TCP's congestion window (RFC 7661), the limit grows only while it is what holds
+requests back: a success counts when the places are all taken or requests wait for one,
+so that a few requests (a pull's planning, the tail of a window) do not raise a limit
+they never used. Waiters are served first come, first served, so pages are requested in
+order. A 429's wait also pauses new requests of the whole pull, so that one throttled
+answer does not turn into a burst of them."""
 
 from __future__ import annotations
 
@@ -87,6 +90,11 @@ class AdaptiveLimiter:
         finally:
             self.release()
 
+    def limited(self) -> bool:
+        """Whether every place is taken or a request waits for one (the limit is in use)."""
+        waiting = sum(not fut.done() for fut in self._waiters)
+        return self.in_flight + waiting >= self.limit
+
     def on_throttle(self, wait: float = 0.0) -> None:
         """A 429 arrived: halve the limit, and start no request for ``wait`` seconds."""
         if wait > 0:
@@ -98,12 +106,16 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         """A request succeeded: in the slow start the limit grows by one; after it, by one
-        after ``limit`` successes in a row."""
+        after ``limit`` successes in a row; in both, only while the limit holds requests
+        back (see the module's docstring)."""
         if self.limit >= self.bound:
             self.ramping = False
             return
+        if not self.limited():
+            return
         if self.ramping:
             self.limit += 1
+            self.ramping = self.limit < self.bound
             self._wake()
             return
         self._successes += 1
