@@ -169,7 +169,9 @@ async def pull_once(
     samples: list[Sample] = []
     seam: dict[str, Any] = {}
     if kind == "stand-in":
-        seam = {"rate_limiter": StandInLimiter(), "retry": RetryPolicy(attempts=6)}
+        # before issue 11 a pull started with all of its concurrency in flight
+        seam = {"rate_limiter": StandInLimiter(), "retry": RetryPolicy(attempts=6),
+                "initial_concurrency": None}
     elif kind == SLOW:
         seam = {"initial_concurrency": 1}
     async with CallSessionsClient(sim.url, token=sim.token, **seam) as client:
