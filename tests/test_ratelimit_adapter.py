@@ -46,11 +46,11 @@ def test_adapter_slow_start_then_cubic_cuts(spacing: float, saturated: bool, tol
         assert adapter.w_max == pytest.approx(measured)
         assert rate == pytest.approx(0.7 * measured)
     else:
-        # a burst spent at once, then a pull sending all it may: two answers (and half the
-        # refused one) since the first refusal are what the server serves, and sending
-        # resumes there
-        assert adapter.w_max == pytest.approx(2.5 / (3.5 - 10 * spacing))
-        assert rate == pytest.approx(adapter.w_max)
+        # a burst spent at once, then a pull sending all it may: two answers since the first
+        # refusal, and the refused one, are the most the server can serve (the top); with
+        # half the refused one, what it served, and sending resumes there
+        assert adapter.w_max == pytest.approx(3.0 / (3.5 - 10 * spacing))
+        assert rate == pytest.approx(2.5 / (3.5 - 10 * spacing))
 
 
 def test_adapter_slow_start_ends_at_one_doubling_ago_when_that_was_served() -> None:

@@ -57,6 +57,36 @@ def test_a_cycle_shows_the_servers_rate_not_its_burst(rate: float, capacity: flo
         assert 0.85 * rate <= estimate <= 1.1 * rate
 
 
+def test_a_short_cycle_says_how_far_its_estimate_may_be_low() -> None:
+    """The traced cycle (2 req/s, burst 2): three successes after a pause, the fourth
+    request refused 0.96 s after the first success. Half a success for the refused one
+    reads 1.56; the whole one 2.08, above the server's rate: a top of 2.56 stays."""
+    cycle = ServedCycle()
+    cycle.success(0.0)
+    cycle.success(0.01)  # the burst of 2, spent at once
+    assert cycle.close(0.02, 1.0) is None and cycle.upper is None
+    for t in (2.04, 2.5, 2.9):
+        cycle.success(t)
+    estimate = cycle.close(3.0, 4.0)  # B is read as 1.97 (S0 = B + R * e0)
+    assert estimate == pytest.approx(1.5 / 0.96, rel=0.03)
+    assert cycle.upper == pytest.approx(2.0 / 0.96, rel=0.03)
+    assert estimate < 2.0 < cycle.upper
+
+
+def test_a_long_cycle_has_its_upper_close_to_its_estimate() -> None:
+    server, cycle = Bucket(5.0, 5.0), ServedCycle()
+    now, refusals, estimate = 0.0, 0, None
+    while refusals < 2:
+        if server.serve(now):
+            cycle.success(now)
+            now += 1.0 / (100.0 if refusals == 0 else 5.5)
+        else:
+            estimate = cycle.close(now, now + 1.0)
+            refusals, now = refusals + 1, now + 1.0
+    assert estimate is not None and cycle.upper is not None
+    assert estimate <= cycle.upper <= estimate * 1.1
+
+
 def test_the_measured_rate_counts_the_burst_the_cycle_does_not() -> None:
     """Where the burst is large against the rate, the meter reads it as rate."""
     adapter = RateAdapter()

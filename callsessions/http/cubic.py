@@ -316,6 +316,10 @@ class RateAdapter:
         """Where the CUBIC curve tops out (None before it takes over)."""
         return self.cubic.w_max if self._phase == "cubic" else None
 
+    def begin(self, now: float) -> None:
+        """The pull's first request leaves at ``now``."""
+        self.cycle.begin(now)
+
     def on_success(self, now: float) -> float | None:
         """A request succeeded at ``now``; answers the new rate."""
         measured = self.meter.record(now)
@@ -347,7 +351,7 @@ class RateAdapter:
         measured = self.meter.rate_at(now)
         self.meter.pause(now, resume)
         served = self.cycle.close(now, resume)
-        served = served if saturated else None
+        served, upper = (served, self.cycle.upper) if saturated else (None, None)
         current = self._rate
         if current is None or self._phase == "unlimited":
             rate = self._set(measured if current is None else min(measured, current))
@@ -355,10 +359,10 @@ class RateAdapter:
             return rate
         if self._phase == "slow start":
             self._phase = "cubic"
-            top = _lowered(min(current / 2, measured), current / 2, served)
+            top = _lowered(min(current / 2, measured), current / 2, upper)
             return self._set(self._cut(top, now, resume, served))
         top, beta = self.cubic.w_max, self.cubic.beta
-        m = _lowered(min(measured, current), top, served)
+        m = _lowered(min(measured, current), top, upper)
         if current > top:  # refused while probing above the last top
             top = top + (m - top) / 2 if m > top else m
             return self._set(self._cut(top, now, resume, served))
@@ -380,7 +384,7 @@ class RateAdapter:
         return rate
 
 
-def _lowered(rate: float, top: float, served: float | None) -> float:
-    """``rate``, or ``served`` when that is lower and below ``top`` too: a cycle that served
-    less than the top it aimed at shows that top was too high."""
-    return min(rate, served) if served is not None and served < top else rate
+def _lowered(rate: float, top: float, upper: float | None) -> float:
+    """``rate``, or ``upper`` when that is lower and below ``top`` too: a cycle whose server
+    cannot have served as much as the top it aimed at shows that top was too high."""
+    return min(rate, upper) if upper is not None and upper < top else rate

@@ -303,6 +303,7 @@ class AdaptiveRateLimiter:
         now = self.now()
         if self._started is None:
             self._started = now
+            self._adapter.begin(now)
         return now
 
     def _try_take(self, now: float) -> float:

@@ -23,11 +23,20 @@ class ServedCycle:
 
     ``B`` is estimated from the first two refusals: the ``S0`` successes before the first
     (and during its pause: answers to requests sent in that burst) are ``B + R * e0``, over
-    the ``e0`` seconds from the first success, the tightest stretch of the next cycle is
+    the ``e0`` seconds from the pull's first request (its first success when the limiter
+    was not told, :meth:`begin`); the tightest stretch of the next cycle is
     ``B + R * T``; the two give ``B`` (at least 1, at most ``S0``) when ``T`` is longer
     than ``e0`` by ``min_time`` or more. Otherwise ``S0`` stands for ``B`` when ``e0`` is
     short (the burst was spent at once, as a pull's first requests spend it), and the cycle
     tells nothing when it is not.
+
+    The estimate counts half a success for the refused request: the bucket held between 0
+    and 1 token at the refusal. :attr:`upper` counts the whole one (the refusal came just
+    before a token was due). The two differ by half a success over the stretch: little in
+    a long cycle, much in a short one (traced at 2 req/s, burst 2: three successes, one past
+    the burst, gave 1.56 and 2.08 for a server of 2). The estimate is where sending may
+    resume; only ``upper`` below a top says that top was too high (taken as the top, 1.56
+    cost a 100-page pull 20 % of its time: the probe above a top climbs slowly, by design).
     """
 
     def __init__(self, min_time: float = 0.5, keep: int = 4096) -> None:
@@ -35,15 +44,17 @@ class ServedCycle:
         #: the latest successes kept of a cycle (a long one at a high rate keeps its end)
         self.keep = keep
         self._burst: float | None = None  # B, once the cycle after the first gave it
-        self._start: float | None = None  # the first success
+        self._start: float | None = None  # the first request sent, or else the first success
         self._s0 = 0  # successes of the first burst
-        self._e0 = 0.0  # seconds from the first success to the first refusal
+        self._e0 = 0.0  # seconds from the first request (or success) to the first refusal
         self._after_first = False  # the open cycle is the one after the first refusal
         self._refused: float | None = None  # the refusal that opened this cycle
         self._resume = -math.inf
         self._times: deque[float] = deque(maxlen=keep)  # this cycle's latest successes
         self._served = 0  # this cycle's successes
         self._began: float | None = None  # this cycle's first success
+        #: the most the last closed cycle allows the server's rate to be (None: it told nothing)
+        self.upper: float | None = None
 
     @property
     def burst(self) -> float | None:
@@ -51,6 +62,12 @@ class ServedCycle:
         if self._burst is not None:
             return self._burst
         return float(self._s0) if self._refused is not None else None
+
+    def begin(self, now: float) -> None:
+        """The pull sent its first request at ``now``: the first burst is timed from there
+        (its first answer comes back after the server began serving it)."""
+        if self._start is None:
+            self._start = now
 
     def success(self, now: float) -> None:
         if self._start is None:
@@ -71,6 +88,10 @@ class ServedCycle:
         success added for the one it refused), or None when the cycle had no stretch of
         ``min_time`` seconds (too few answers to tell)."""
         estimate = self._estimate(now)
+        self.upper = None
+        if estimate is not None and self._refused is not None and self._burst is not None:
+            whole = (self._served + 1.0) / (now - self._refused)
+            self.upper = max(estimate, self._best(now, self._burst, self.min_time, 1.0), whole)
         if self._refused is None:
             self._e0 = now - (self._start if self._start is not None else now)
             self._after_first = True
@@ -101,13 +122,14 @@ class ServedCycle:
         served = (self._served + 0.5) / (now - self._refused)
         return max(self._best(now, self._burst, self.min_time), served)
 
-    def _best(self, now: float, burst: float, shortest: float) -> float:
-        """The largest ``(S - burst) / (now - t)`` over stretches from a success at ``t``
-        that last ``shortest`` seconds or more."""
+    def _best(self, now: float, burst: float, shortest: float, refused: float = 0.5) -> float:
+        """The largest ``(S + refused - burst) / (now - t)`` over stretches from a success at
+        ``t`` that last ``shortest`` seconds or more (``refused``: what the refused request
+        counts for)."""
         best = 0.0
         n = len(self._times)
         for k, t in enumerate(self._times):
             if now - t < shortest:
                 break
-            best = max(best, (n - k + 0.5 - burst) / (now - t))
+            best = max(best, (n - k + refused - burst) / (now - t))
         return best
