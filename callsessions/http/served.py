@@ -53,7 +53,8 @@ class ServedCycle:
         self._times: deque[float] = deque(maxlen=keep)  # this cycle's latest successes
         self._served = 0  # this cycle's successes
         self._began: float | None = None  # this cycle's first success
-        #: the most the last closed cycle allows the server's rate to be (None: it told nothing)
+        #: the last closed cycle's estimate with the refused request counted whole: the high
+        #: end of what it tells of the server's rate (None: it told nothing)
         self.upper: float | None = None
 
     @property
