@@ -76,6 +76,43 @@ def test_a_short_cycle_says_how_far_its_estimate_may_be_low() -> None:
     assert estimate < 2.0 < upper
 
 
+def _first_burst_then_a_cycle(told: bool) -> float | None:
+    """A (20/s, 10) server. The first burst is 13 requests over 0.12 s whose successes are
+    answered 0.1 s after they were served (a pull's slow first page), its refusal at once;
+    after a 1 s pause, requests at 25/s until the next refusal. The second close's estimate,
+    with the first request's time told (``begin``) or not."""
+    server, cycle = Bucket(20.0, 10.0), ServedCycle()
+    if told:
+        cycle.begin(0.0)
+    answers = []
+    for k in range(13):
+        sent = k * 0.01
+        ok = server.serve(sent)
+        answers.append((sent + (0.1 if ok else 0.001), ok))
+    refused_at = None
+    for t, ok in sorted(answers):
+        if ok:
+            cycle.success(t)
+        elif refused_at is None:
+            refused_at = t
+            cycle.close(t, t + 1.0)
+    assert refused_at is not None
+    now = refused_at + 1.0
+    while server.serve(now):
+        cycle.success(now)
+        now += 1.0 / 25.0
+    return cycle.close(now, now + 1.0)
+
+
+def test_the_first_burst_is_timed_from_the_first_request() -> None:
+    """Timed from its first answer, the burst looks shorter than the server spent serving
+    it, so the refill during it is read as burst and the rate as lower (18.3 for 20)."""
+    told, untold = _first_burst_then_a_cycle(True), _first_burst_then_a_cycle(False)
+    assert told is not None and untold is not None
+    assert 19.0 <= told <= 20.5
+    assert untold < 19.0
+
+
 def test_a_long_cycle_has_its_upper_close_to_its_estimate() -> None:
     server, cycle = Bucket(5.0, 5.0), ServedCycle()
     now, refusals, estimate = 0.0, 0, None
