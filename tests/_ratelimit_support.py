@@ -15,6 +15,7 @@ import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.ratelimit import RateAdapter, RateMeter
 
 T = TypeVar("T")
@@ -79,3 +80,22 @@ def cubic_adapter(top: float, measured: float, growth_cap: float = 100.0) -> Rat
     adapter.cubic.cut(top, 2.0)
     feed(adapter.meter, measured, 2.0, 22.0)
     return adapter
+
+
+# -- the concurrency limiter in use -------------------------------------------------------------
+
+
+async def crowd(limiter: AdaptiveLimiter, requests: int) -> list[asyncio.Task[None]]:
+    """``requests`` tasks asking the limiter for a place: as many as it allows hold one,
+    the rest wait in order (cancel them at the end of the test)."""
+    tasks = [asyncio.create_task(limiter.acquire()) for _ in range(requests)]
+    await asyncio.sleep(0)
+    return tasks
+
+
+async def succeed(limiter: AdaptiveLimiter) -> None:
+    """One request in flight ends well: its place goes to the next waiter, then the
+    success is counted (the pipeline's order)."""
+    limiter.release()
+    limiter.on_success()
+    await asyncio.sleep(0)

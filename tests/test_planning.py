@@ -8,6 +8,7 @@ import math
 from datetime import datetime, timedelta
 
 import pytest
+from _ratelimit_support import crowd, succeed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,18 +162,11 @@ async def test_limiter_halves_on_throttle_and_grows_back() -> None:
     limiter.on_throttle()
     limiter.on_throttle()
     assert limiter.limit == 1 and limiter.lowest == 1
-    waiting = [asyncio.create_task(limiter.acquire()) for _ in range(200)]
-    await asyncio.sleep(0)
-
-    async def succeed() -> None:  # a request ends well; its place goes to the next waiter
-        limiter.release()
-        limiter.on_success()
-        await asyncio.sleep(0)
-
-    await succeed()
+    waiting = await crowd(limiter, 200)  # requests held back: the limit is in use
+    await succeed(limiter)
     assert limiter.limit == 2
     for _ in range(100):
-        await succeed()
+        await succeed(limiter)
     assert limiter.limit == 8, "never above the bound"
     for task in waiting:
         task.cancel()

@@ -13,6 +13,7 @@ import asyncio
 import random
 
 import pytest
+from _ratelimit_support import crowd, succeed
 from test_ratelimit import FakeServer, Run, run_virtual
 
 from callsessions import ClientConfig, InvalidQueryError
@@ -21,29 +22,13 @@ from callsessions.http.limiter import AdaptiveLimiter
 from callsessions.http.ratelimit import AdaptiveRateLimiter
 
 
-async def _crowd(limiter: AdaptiveLimiter, requests: int) -> list[asyncio.Task[None]]:
-    """``requests`` tasks asking the limiter for a place: as many as it allows hold one,
-    the rest wait in order."""
-    tasks = [asyncio.create_task(limiter.acquire()) for _ in range(requests)]
-    await asyncio.sleep(0)
-    return tasks
-
-
-async def _succeed(limiter: AdaptiveLimiter) -> None:
-    """One request in flight ends well: its place goes to the next waiter, then the
-    success is counted (the pipeline's order)."""
-    limiter.release()
-    limiter.on_success()
-    await asyncio.sleep(0)
-
-
 async def test_the_limit_grows_by_one_a_success_until_the_bound() -> None:
     limiter = AdaptiveLimiter(8, initial=1)
     assert limiter.limit == 1 and limiter.ramping
-    tasks = await _crowd(limiter, 40)
+    tasks = await crowd(limiter, 40)
     seen = []
     for _ in range(10):
-        await _succeed(limiter)
+        await succeed(limiter)
         seen.append((limiter.limit, limiter.in_flight))
     assert seen == [(n, n) for n in (2, 3, 4, 5, 6, 7, 8, 8, 8, 8)]
     assert not limiter.ramping
@@ -54,9 +39,9 @@ async def test_the_limit_grows_by_one_a_success_until_the_bound() -> None:
 
 async def test_a_throttle_ends_the_slow_start() -> None:
     limiter = AdaptiveLimiter(16, initial=1)
-    tasks = await _crowd(limiter, 40)
+    tasks = await crowd(limiter, 40)
     for _ in range(5):
-        await _succeed(limiter)
+        await succeed(limiter)
     assert limiter.limit == 6
     limiter.on_throttle()
     assert limiter.limit == 3 and not limiter.ramping
@@ -64,9 +49,9 @@ async def test_a_throttle_ends_the_slow_start() -> None:
         limiter.release()
     await asyncio.sleep(0)
     for _ in range(2):
-        await _succeed(limiter)
+        await succeed(limiter)
     assert limiter.limit == 3, "after it, one more only after `limit` successes in a row"
-    await _succeed(limiter)
+    await succeed(limiter)
     assert limiter.limit == 4
     for task in tasks:
         task.cancel()
@@ -77,15 +62,15 @@ async def test_the_limit_grows_only_while_it_holds_requests_back() -> None:
     planning: its first page and four counts) do not raise it; 16 pages after them do,
     one place a success, so the limit doubles in one round trip."""
     limiter = AdaptiveLimiter(16, initial=8)
-    planning = await _crowd(limiter, 5)
+    planning = await crowd(limiter, 5)
     assert limiter.in_flight == 5
     for _ in range(5):
-        await _succeed(limiter)
+        await succeed(limiter)
     assert (limiter.limit, limiter.in_flight) == (8, 0) and limiter.ramping
-    pages = await _crowd(limiter, 40)
+    pages = await crowd(limiter, 40)
     assert limiter.in_flight == 8, "the first wave is the initial window"
     for _ in range(8):
-        await _succeed(limiter)
+        await succeed(limiter)
     assert (limiter.limit, limiter.in_flight) == (16, 16)
     assert not limiter.ramping
     for task in [*planning, *pages]:
@@ -98,11 +83,11 @@ async def test_after_a_cut_a_window_not_in_use_does_not_grow() -> None:
     assert limiter.limit == 4
     for _ in range(12):  # one request at a time: never more than one place in use
         await limiter.acquire()
-        await _succeed(limiter)
+        await succeed(limiter)
     assert limiter.limit == 4
-    tasks = await _crowd(limiter, 20)
+    tasks = await crowd(limiter, 20)
     for _ in range(4):
-        await _succeed(limiter)
+        await succeed(limiter)
     assert limiter.limit == 5
     for task in tasks:
         task.cancel()
