@@ -69,12 +69,16 @@ def feed(meter: RateMeter, rate: float, start: float, end: float) -> float:
     return t
 
 
-def cubic_adapter(top: float, measured: float, growth_cap: float = 100.0) -> RateAdapter:
+def cubic_adapter(
+    top: float, measured: float, growth_cap: float = 100.0, burst: int = 1
+) -> RateAdapter:
     """An adapter in the CUBIC phase with ``w_max`` = ``top``, its meter reading
-    ``measured`` (a success every 1/measured s for 20 s)."""
+    ``measured`` (a success every 1/measured s for 20 s), the server's burst estimated as
+    ``burst`` (that many successes at once before the first refusal)."""
     adapter = RateAdapter(growth_cap=growth_cap)
     adapter.meter = RateMeter()
-    adapter.on_success(0.0)
+    for _ in range(burst):
+        adapter.on_success(0.0)
     adapter.on_throttle(0.0)
     adapter.on_throttle(2.0)  # ends the slow start
     adapter.cubic.cut(top, 2.0)

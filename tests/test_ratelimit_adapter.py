@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callsessions.http.ratelimit import RateAdapter
+from callsessions.http.served import ServedCycle
 
 
 def test_adapter_unlimited_until_the_first_throttle_then_measured() -> None:
@@ -66,19 +67,38 @@ def test_adapter_slow_start_ends_at_one_doubling_ago_when_that_was_served() -> N
     assert adapter.w_max == pytest.approx(10.0 * 2.0 ** (t - 2.0) / 2, rel=0.01)
 
 
+class _Cycle(ServedCycle):
+    """A cycle that shows the server serving ``served`` req/s (None: it told nothing)."""
+
+    def __init__(self, served: float | None) -> None:
+        super().__init__()
+        self.served = served
+
+    def close(self, now: float, resume: float) -> float | None:
+        self.upper = None
+        return self.served
+
+
 @pytest.mark.parametrize(
-    ("top", "current", "measured", "new_top", "new_rate"),
+    ("top", "current", "measured", "served", "new_top", "new_rate"),
     [
         # m = min(measured, current)
-        (10.0, 12.0, 16.0, 11.0, 0.7 * 11.0),  # probing above the top: halfway to m
-        (10.0, 12.0, 8.0, 8.0, 0.7 * 8.0),  # probing, but served less than the top: m
-        (10.0, 9.0, 8.0, 8.0 * 0.85, 0.7 * 8.0),  # refused below the top: fast convergence
+        (10.0, 12.0, 16.0, None, 11.0, 0.7 * 11.0),  # probing above the top: halfway to m
+        (10.0, 12.0, 8.0, None, 8.0, 0.7 * 8.0),  # probing, but served less than the top: m
+        (10.0, 9.0, 8.0, None, 8.0 * 0.85, 0.7 * 8.0),  # refused below the top: fast convergence
+        # the cycle saw 7.6 served: the top is not set below it, and sending resumes there
+        (10.0, 9.0, 8.0, 7.6, 7.6, 7.6),
+        (10.0, 12.0, 8.0, 7.6, 7.6, 7.6),  # probing: the top is no higher than that either
+        (10.0, 12.0, 16.0, 11.8, 11.8, 11.8),  # probing, halfway to m is below what was served
+        (10.0, 9.0, 8.0, 5.0, 8.0 * 0.85, 0.7 * 8.0),  # never below fast convergence
     ],
 )
 def test_adapter_cut_rules(
-    top: float, current: float, measured: float, new_top: float, new_rate: float
+    top: float, current: float, measured: float, served: float | None, new_top: float,
+    new_rate: float,
 ) -> None:
     adapter = cubic_adapter(top, measured)
+    adapter.cycle = _Cycle(served)
     adapter._rate = current  # the rate in force at the throttle
     assert adapter.meter.rate_at(22.0) == pytest.approx(measured)
     assert adapter.on_throttle(22.0, resume_at=23.0) == pytest.approx(new_rate)
@@ -121,14 +141,34 @@ def test_adapter_rate_stays_within_floor_and_cap(
             assert 0.5 <= rate <= (cap if cap is not None else math.inf)
 
 
-@pytest.mark.parametrize(("top", "stretched"), [(1.0, True), (2.0, True), (20.0, False)])
-def test_probing_takes_at_least_a_hundred_requests_a_cycle(top: float, stretched: bool) -> None:
-    """A probe above the top costs about one refusal: at 2 req/s a 20 s cycle would refuse
-    one request in 40, so the cycle is stretched to 100 requests at the top's rate."""
-    adapter = cubic_adapter(top, top)
+@pytest.mark.parametrize(
+    ("top", "burst", "stretched"),
+    [(1.0, 1, True), (2.0, 2, True), (5.0, 5, True), (20.0, 10, False), (10.0, 30, False)],
+)
+def test_a_probe_spends_the_servers_burst_after_a_hundred_requests(
+    top: float, burst: int, stretched: bool
+) -> None:
+    """A probe costs one refusal when what it sent above the server's rate has spent the
+    server's burst. Sent from a top at the server's rate, that takes at least
+    ``probe_requests`` (100) requests: at 2 req/s, burst 2, a 20 s curve would spend it
+    after 34 requests; at 20 req/s, burst 10, the 20 s curve already takes longer."""
+    adapter = cubic_adapter(top, top, burst=burst)
+    assert adapter.cycle.burst == burst
     adapter._rate = top * 0.9  # refused below the top: the next top is lower
     adapter.on_throttle(22.0, resume_at=23.0)
     new_top = adapter.w_max
     assert new_top is not None and new_top < top
-    assert adapter.cubic.probe_period == pytest.approx(max(20.0, 100.0 / new_top))
-    assert (adapter.cubic.probe_period > 20.0) is stretched
+    curve = adapter.cubic
+    above = curve.start + curve.k * curve.period  # where the curve passes the top
+
+    def excess(seconds: float, steps: int = 4000) -> float:  # sent above the top
+        dt = seconds / steps
+        return sum((curve.rate_at(above + (i + 0.5) * dt) - new_top) * dt for i in range(steps))
+
+    hundred = 100.0 / new_top  # seconds of 100 requests at the top
+    assert excess(hundred) <= burst * 1.001
+    assert (curve.probe_period > 20.0) is stretched
+    if stretched:  # no slower than that needs
+        assert excess(hundred) == pytest.approx(burst, rel=0.01)
+    else:
+        assert curve.probe_period == 20.0

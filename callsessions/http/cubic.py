@@ -244,12 +244,16 @@ class RateAdapter:
       out next (``w_max``), both for a server with a burst: refused while probing above
       ``w_max``, the new top is halfway from the old one to ``m`` (``m`` then includes the
       server's burst being spent); refused at or below ``w_max``, that top was too high and
-      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence);
+      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence); either way not
+      below what the cycle saw served, nor above it when the server served less than the top
+      (fast convergence makes room for other flows; a token bucket has none to make room for,
+      and a top set low is regained only by the slow probe);
     - throttles within ``cooldown`` seconds of a cut, or before its pause ends, answer
       requests sent before it: they do not cut again (six in-flight 429s make one cut);
-    - above ``w_max`` the curve probes no faster than one cycle of ``probe_requests``
-      requests (``probe_period`` seconds at the least): the same share of refusals at 2
-      req/s as at 20;
+    - above ``w_max`` the curve probes no faster than one refusal in ``probe_requests``
+      requests (``probe_period`` seconds at the least): sent from a top at the server's
+      rate, what it sends above that rate spends the server's estimated burst after that
+      many requests; the same share of refusals at 2 req/s as at 20;
     - growth never runs ahead of use: the rate stays under ``growth_cap`` times the measured
       rate (or ``w_max``, whichever is higher), as in botocore;
     - always within ``[min_rate, max_rate]``.
@@ -363,17 +367,29 @@ class RateAdapter:
             return self._set(self._cut(top, now, resume, served))
         top, beta = self.cubic.w_max, self.cubic.beta
         m = _lowered(min(measured, current), top, upper)
-        if current > top:  # refused while probing above the last top
-            top = top + (m - top) / 2 if m > top else m
-            return self._set(self._cut(top, now, resume, served))
-        low = self._cut(m * (1 + beta) / 2, now, resume, served)
-        return self._set(max(beta * m, min(low, m)) if served is not None else beta * m)
+        probing = current > top  # refused while probing above the last top
+        if probing and m <= top:  # served less than the top: no more than the cycle saw
+            new = m if served is None else min(m, served)
+        else:  # halfway up to m (which includes the burst being spent), or fast convergence
+            new = top + (m - top) / 2 if probing else m * (1 + beta) / 2
+            if served is not None:
+                new = max(new, min(served, m))
+        low = self._cut(new, now, resume, served)
+        if probing or served is not None:
+            return self._set(low if probing else max(beta * m, min(low, m)))
+        return self._set(beta * m)
 
     def _cut(self, top: float, now: float, resume: float, served: float | None) -> float:
-        """``cubic.cut``, its probing first slowed so that a probe cycle above ``top`` takes
-        at least ``probe_requests`` requests: a probe costs about one refusal, so at 2 req/s a
-        20 s cycle alone would refuse 2.5 % of the requests; at 20 req/s, 0.25 %."""
-        self.cubic.probe_period = max(self._probe_period, self.probe_requests / max(top, 1e-9))
+        """``cubic.cut``, its probing first slowed to one refusal in ``probe_requests``
+        requests (a 20 s curve at 2 req/s, burst 2, is refused after 34). A probe is refused
+        once what it sent above the server's rate has spent the server's burst ``B``: from a
+        top at that rate, the excess over ``t`` seconds is ``scale * u * t**4 / (4 * P**3)``
+        for a period ``P``; ``t = probe_requests / top`` gives ``P``."""
+        burst = max(1.0, self.cycle.burst or 1.0)
+        unit = top if self.cubic.relative else 1.0
+        seconds = self.probe_requests / max(top, 1e-9)
+        needed = (self.cubic.scale * unit * seconds**4 / (4 * burst)) ** (1 / 3)
+        self.cubic.probe_period = max(self._probe_period, needed)
         return self.cubic.cut(top, now, resume_at=resume, floor=served)
 
     def _set(self, rate: float) -> float:
