@@ -244,16 +244,14 @@ class RateAdapter:
       out next (``w_max``), both for a server with a burst: refused while probing above
       ``w_max``, the new top is halfway from the old one to ``m`` (``m`` then includes the
       server's burst being spent); refused at or below ``w_max``, that top was too high and
-      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence); either way not
-      below what the cycle saw served, nor above it when the server served less than the top
-      (fast convergence makes room for other flows; a token bucket has none to make room for,
-      and a top set low is regained only by the slow probe);
+      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence); never below what
+      a saturated cycle saw served, and no higher when probing with ``m`` at or below the top
+      (fast convergence makes room for other flows, which a token bucket does not have);
     - throttles within ``cooldown`` seconds of a cut, or before its pause ends, answer
       requests sent before it: they do not cut again (six in-flight 429s make one cut);
     - above ``w_max`` the curve probes no faster than one refusal in ``probe_requests``
-      requests (``probe_period`` seconds at the least): sent from a top at the server's
-      rate, what it sends above that rate spends the server's estimated burst after that
-      many requests; the same share of refusals at 2 req/s as at 20;
+      requests (what it sends above a top at the server's rate spends the estimated burst
+      after that many; ``probe_period`` s at the least): the same share at 2 req/s as at 20;
     - growth never runs ahead of use: the rate stays under ``growth_cap`` times the measured
       rate (or ``w_max``, whichever is higher), as in botocore;
     - always within ``[min_rate, max_rate]``.
@@ -372,8 +370,7 @@ class RateAdapter:
             new = m if served is None else min(m, served)
         else:  # halfway up to m (which includes the burst being spent), or fast convergence
             new = top + (m - top) / 2 if probing else m * (1 + beta) / 2
-            if served is not None:
-                new = max(new, min(served, m))
+            new = new if served is None else max(new, min(served, m))
         low = self._cut(new, now, resume, served)
         if probing or served is not None:
             return self._set(low if probing else max(beta * m, min(low, m)))
