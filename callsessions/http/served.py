@@ -17,8 +17,9 @@ class ServedCycle:
     of any stretch ``[t, end]`` of the cycle, ``S``, are at most ``B + R * (end - t)``: the
     rate ``R`` is at least ``(S - B) / (end - t)`` for every ``t``, and :meth:`close` answers
     the largest of those (over stretches of ``min_time`` seconds or more). The stretch that
-    begins at the refusal opening the cycle, when the bucket was empty, needs no ``B``. The
-    measured rate counts the capacity spent as rate, and overshoots most where the burst is
+    begins at the refusal opening the cycle, when the bucket held less than one token, needs
+    no ``B`` (that token is slack: up to 1.5 successes over the cycle with the half below).
+    The measured rate counts the capacity spent as rate, and overshoots most where the burst is
     large against the rate.
 
     ``B`` is estimated from the first two refusals: the ``S0`` successes before the first
