@@ -105,6 +105,27 @@ def test_adapter_cut_rules(
     assert adapter.w_max == pytest.approx(new_top)
 
 
+def test_a_slow_start_ends_no_lower_than_what_its_cycle_saw_served() -> None:
+    """Against a strict server (burst 1) the first 429 comes after one success: the slow start
+    begins at about 1 req/s and is refused at 5.75 for a server of 5. One doubling ago (2.9)
+    was served, but the cycle saw 4.3 served: the top starts there, not at 2.9 (traced at
+    5/s, burst 1: a pull at 1.67 of its ideal time, 1.23 with this rule)."""
+    adapter = RateAdapter(doubling=1.0, growth_cap=100.0)
+    adapter.on_success(0.0)
+    adapter.on_throttle(0.01, resume_at=1.0)  # slow start from the measured rate
+    adapter.cycle = _Cycle(4.3)
+    adapter._rate = 5.75
+    assert adapter.on_throttle(4.5, resume_at=5.5) == pytest.approx(4.3)
+    assert adapter.phase == "cubic" and adapter.w_max == pytest.approx(4.3)
+    told_nothing = RateAdapter(doubling=1.0, growth_cap=100.0)
+    told_nothing.on_success(0.0)
+    told_nothing.on_throttle(0.01, resume_at=1.0)
+    told_nothing.cycle = _Cycle(None)
+    told_nothing._rate = 5.75
+    told_nothing.on_throttle(4.5, resume_at=5.5)
+    assert told_nothing.w_max is not None and told_nothing.w_max <= 5.75 / 2
+
+
 def test_adapter_floor_cap_and_growth_cap() -> None:
     adapter = RateAdapter(min_rate=0.5, max_rate=8.0)
     assert adapter.rate == 8.0  # the cap applies from the start

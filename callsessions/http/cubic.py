@@ -231,24 +231,22 @@ class RateAdapter:
     """The send rate of one pull, learned from what the server serves and refuses.
 
     - **unlimited** (``rate`` is ``max_rate``, None without a cap) until the first throttle;
-    - the first throttle sets the rate to the **measured** rate of successes (what the server
-      actually served, answers still in flight that come back during its pause included) and
-      starts a **slow start**: the rate doubles every ``doubling`` seconds of sending,
-      because that first measurement often saw only the server's burst;
+    - the first throttle sets the rate to the **measured** rate of successes (answers coming
+      back during its pause included) and starts a **slow start**: the rate doubles every
+      ``doubling`` seconds of sending (that first measurement often saw only the burst);
     - a throttle in slow start ends it: the rate of one doubling ago was served (TCP's
-      ``ssthresh = cwnd / 2``), so that is ``w_max``, and CUBIC takes over;
-    - a top above what the cycle just closed shows the server serving (:class:`ServedCycle`,
-      the burst taken out of the measured rate) is lowered to that;
+      ``ssthresh = cwnd / 2``), so that is ``w_max`` (or what the cycle saw served, if more;
+      no more than that cycle allows, :class:`ServedCycle`), and CUBIC takes over;
     - every later throttle is a **cut** to ``beta`` x the lower of the measured rate and the
-      rate in force (``m``), as in botocore, with two refinements on where the curve tops
-      out next (``w_max``), both for a server with a burst: refused while probing above
-      ``w_max``, the new top is halfway from the old one to ``m`` (``m`` then includes the
-      server's burst being spent); refused at or below ``w_max``, that top was too high and
-      the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence); never below what
-      a saturated cycle saw served, and no higher when probing with ``m`` at or below the top
-      (fast convergence makes room for other flows, which a token bucket does not have);
-    - throttles within ``cooldown`` seconds of a cut, or before its pause ends, answer
-      requests sent before it: they do not cut again (six in-flight 429s make one cut);
+      rate in force (``m``, no more than the cycle allows), as in botocore, with refinements
+      on where the curve tops out next (``w_max``), for a server with a burst: refused while
+      probing above ``w_max``, the new top is halfway from the old one to ``m`` (``m`` then
+      includes the server's burst being spent); refused at or below ``w_max``, that top was
+      too high and the new one is ``m * (1 + beta) / 2`` (TCP CUBIC's fast convergence);
+      never below what a saturated cycle saw served, and no higher when probing with ``m`` at
+      or below the top (fast convergence makes room for other flows; a token bucket has none);
+    - throttles within ``cooldown`` s of a cut, or before its pause ends, answer requests
+      sent before it: they do not cut again (six in-flight 429s make one cut);
     - above ``w_max`` the curve probes no faster than one refusal in ``probe_requests``
       requests (what it sends above a top at the server's rate spends the estimated burst
       after that many; ``probe_period`` s at the least): the same share at 2 req/s as at 20;
@@ -362,6 +360,7 @@ class RateAdapter:
         if self._phase == "slow start":
             self._phase = "cubic"
             top = _lowered(min(current / 2, measured), current / 2, upper)
+            top = top if served is None else max(top, min(served, current))
             return self._set(self._cut(top, now, resume, served))
         top, beta = self.cubic.w_max, self.cubic.beta
         m = _lowered(min(measured, current), top, upper)
