@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 from attrs import frozen
 
 from .cubic import CubicCalculator, RateAdapter, RateMeter
+from .meter import _check_positive
 
 __all__ = [
     "AdaptiveRateLimiter",
@@ -52,11 +53,6 @@ __all__ = [
 #: Floating-point slack: a bucket this close to one token has one (a sleep of exactly the
 #: computed wait must never come back a hair short and sleep again for 1e-17 s).
 _EPS = 1e-9
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 class TokenBucket:

@@ -90,10 +90,7 @@ class ServedCycle:
         success added for the one it refused), or None when the cycle had no stretch of
         ``min_time`` seconds (too few answers to tell)."""
         estimate = self._estimate(now)
-        self.upper = None
-        if estimate is not None and self._refused is not None and self._burst is not None:
-            whole = (self._served + 1.0) / (now - self._refused)
-            self.upper = max(estimate, self._best(now, self._burst, self.min_time, 1.0), whole)
+        self.upper = None if estimate is None else max(estimate, self._reading(now, 1.0))
         if self._refused is None:
             self._e0 = now - (self._start if self._start is not None else now)
             self._after_first = True
@@ -121,8 +118,16 @@ class ServedCycle:
                 self._burst = float(self._s0)
             else:
                 return None
-        served = (self._served + 0.5) / (now - self._refused)
-        return max(self._best(now, self._burst, self.min_time), served)
+        return self._reading(now, 0.5)
+
+    def _reading(self, now: float, refused: float) -> float:
+        """What the open cycle shows (``B`` known), the refused request counted as
+        ``refused`` of a success: the tightest stretch from a success, or the whole cycle
+        from the refusal that opened it."""
+        assert self._refused is not None
+        assert self._burst is not None
+        whole = (self._served + refused) / (now - self._refused)
+        return max(self._best(now, self._burst, self.min_time, refused), whole)
 
     def _best(self, now: float, burst: float, shortest: float, refused: float = 0.5) -> float:
         """The largest ``(S + refused - burst) / (now - t)`` over stretches from a success at
